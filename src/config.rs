@@ -1,0 +1,100 @@
+//! Command line and environment: every flag is also an `ISMS_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The ISO/IEC 27001:2022 ISMS system of record, for AI agents (MCP) and scripts (JSON-RPC).
+#[derive(Debug, Parser)]
+#[command(name = "isms", version, about)]
+pub struct Cli {
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: SQLite file in the data directory].
+    #[arg(long, env = "ISMS_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Log filter for stderr (tracing syntax).
+    #[arg(long, env = "ISMS_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// Days until a major nonconformity's corrective action is due.
+    #[arg(long, env = "ISMS_MAJOR_DUE_DAYS", default_value_t = 90, global = true)]
+    pub major_due_days: u64,
+    /// Days until a minor nonconformity's corrective action is due (next surveillance audit).
+    #[arg(long, env = "ISMS_MINOR_DUE_DAYS", default_value_t = 365, global = true)]
+    pub minor_due_days: u64,
+    /// Redis to publish events to (stream `isms:events`); unset: events stay in the outbox.
+    #[arg(long, env = "ISMS_REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    /// Redis stream name for events.
+    #[arg(long, env = "ISMS_REDIS_STREAM", default_value = "isms:events", global = true)]
+    pub redis_stream: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve MCP over stdin/stdout, acting as one actor.
+    Stdio {
+        /// The registered actor this session acts as.
+        #[arg(long, env = "ISMS_ACTOR")]
+        actor: Option<String>,
+    },
+    /// Serve HTTP: MCP at /mcp, JSON-RPC at /rpc, /healthz.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage actors and their tokens.
+    #[command(subcommand)]
+    Actor(ActorCommand),
+}
+
+/// Options of `isms serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ISMS_LISTEN", default_value = "127.0.0.1:8727")]
+    pub listen: SocketAddr,
+    /// Browser origins allowed to call (comma-separated); requests with any other Origin get 403.
+    #[arg(long, env = "ISMS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "ISMS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// `isms actor …`
+#[derive(Debug, Subcommand)]
+pub enum ActorCommand {
+    /// Register an actor and print its bearer token (shown once).
+    Add {
+        /// Unique name (a-z, 0-9, '.', '_', '-').
+        name: String,
+        /// agent, isms_manager, auditor, top_management or viewer.
+        #[arg(long)]
+        role: String,
+        /// human or agent.
+        #[arg(long, default_value = "agent")]
+        kind: String,
+    },
+    /// Issue another bearer token for an actor (shown once).
+    Token {
+        /// The actor's name.
+        name: String,
+    },
+    /// List active actors.
+    List,
+}
+
+/// The default SQLite file: `$XDG_DATA_HOME/isms/isms.db`, else `~/.local/share/isms/isms.db`,
+/// else `./isms.db`.
+pub fn default_database_path() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    match base {
+        Some(b) => b.join("isms").join("isms.db"),
+        None => PathBuf::from("isms.db"),
+    }
+}

@@ -1,0 +1,163 @@
+//! The `isms` command: serve over stdio or HTTP, migrate, manage actors.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use rmcp::ServiceExt;
+
+use super::Shared;
+use super::http::{HttpOptions, router};
+use super::mcp::McpServer;
+use crate::config::{ActorCommand, Cli, Command, ServeArgs, default_database_path};
+use crate::domain::actor::{ActorKind, ActorName, Role};
+use crate::domain::nonconformity::DuePolicy;
+use crate::operations::{App, Registry};
+use crate::store::{Store, sqlite_url};
+
+/// The actor name written in the audit trail for changes made from the command line.
+const CLI_ACTOR: &str = "cli";
+/// The first actor created on an empty database.
+const FIRST_ACTOR: &str = "admin";
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
+    let url = match &cli.database_url {
+        Some(u) => u.clone(),
+        None => sqlite_url(&default_database_path()),
+    };
+    let store = Store::open(&url).await.with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    tracing::info!(database = %redact(&url), "database ready");
+    Ok(store)
+}
+
+/// On a database without actors, registers the first ISMS manager and prints its token.
+async fn bootstrap(store: &Store, listen: Option<&str>) -> anyhow::Result<()> {
+    if !store.actors().await?.is_empty() {
+        return Ok(());
+    }
+    let name = ActorName::parse(FIRST_ACTOR)?;
+    let issued = store.add_actor(CLI_ACTOR, &name, ActorKind::Human, Role::IsmsManager).await?;
+    let url = listen.map_or_else(|| "http://127.0.0.1:8727".to_owned(), |l| format!("http://{l}"));
+    eprintln!(
+        "\nNew ISMS database: created actor `{FIRST_ACTOR}` (role isms_manager).\n\
+         Its bearer token, shown only this once:\n\n    {token}\n\n\
+         Connect an MCP client over HTTP to {url}/mcp with header `Authorization: Bearer <token>`,\n\
+         or over stdio with `isms stdio --actor {FIRST_ACTOR}`. Register more actors with `isms actor add NAME --role ROLE`.\n",
+        token = issued.token
+    );
+    Ok(())
+}
+
+fn shared(cli: &Cli, store: Store) -> Shared {
+    let app = App { store, due: DuePolicy { major_days: cli.major_due_days, minor_days: cli.minor_due_days } };
+    Shared::new(Arc::new(app), Arc::new(Registry::new()))
+}
+
+fn start_relay(cli: &Cli, store: &Store) {
+    if let Some(url) = &cli.redis_url {
+        tokio::spawn(crate::events::relay(store.clone(), url.clone(), cli.redis_stream.clone()));
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(cli).await?;
+    bootstrap(&store, Some(&args.listen.to_string())).await?;
+    start_relay(cli, &store);
+    let options = HttpOptions { allowed_origins: args.allowed_origins.clone(), max_body_bytes: args.max_body_bytes };
+    let (app, _rpc_handle) = router(shared(cli, store.clone()), &options);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "isms serving: MCP at /mcp, JSON-RPC at /rpc, health at /healthz");
+    eprintln!("isms listening on http://{local} (MCP: /mcp, JSON-RPC: /rpc)");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn stdio(cli: &Cli, actor: Option<&str>) -> anyhow::Result<()> {
+    let store = open_store(cli).await?;
+    bootstrap(&store, None).await?;
+    let known = || async {
+        let list: Vec<String> =
+            store.actors().await.unwrap_or_default().into_iter().map(|a| format!("{} ({})", a.name, a.role)).collect();
+        list.join(", ")
+    };
+    let Some(name) = actor else {
+        return Err(anyhow!("no actor: set --actor NAME or ISMS_ACTOR to one of: {}", known().await));
+    };
+    let Some(actor) = store.actor_by_name(name).await? else {
+        return Err(anyhow!("actor `{name}` is not registered (or retired); registered: {}", known().await));
+    };
+    start_relay(cli, &store);
+    tracing::info!(actor = %actor.name, role = %actor.role, "serving MCP over stdio");
+    let running = McpServer::stdio(shared(cli, store.clone()), actor).serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn actor_command(cli: &Cli, command: &ActorCommand) -> anyhow::Result<()> {
+    let store = open_store(cli).await?;
+    match command {
+        ActorCommand::Add { name, role, kind } => {
+            let name = ActorName::parse(name)?;
+            let role: Role = role.parse()?;
+            let kind: ActorKind = kind.parse()?;
+            let issued = store.add_actor(CLI_ACTOR, &name, kind, role).await?;
+            eprintln!("registered `{}` ({role}); its bearer token, shown only this once:", issued.actor);
+            println!("{}", issued.token);
+        }
+        ActorCommand::Token { name } => {
+            let issued = store.issue_token(CLI_ACTOR, &ActorName::parse(name)?).await?;
+            eprintln!("new bearer token for `{}`, shown only this once:", issued.actor);
+            println!("{}", issued.token);
+        }
+        ActorCommand::List => {
+            for a in store.actors().await? {
+                println!("{}\t{}\t{}", a.name, a.role, a.kind.as_str());
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Runs the command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve(args) => serve(&cli, args).await?,
+        Command::Stdio { actor } => stdio(&cli, actor.as_deref()).await?,
+        Command::Migrate => {
+            open_store(&cli).await?.close().await;
+            eprintln!("migrations applied");
+        }
+        Command::Actor(command) => actor_command(&cli, command).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,127 @@
+//! One HTTP port: MCP Streamable HTTP at `/mcp`, JSON-RPC at `/rpc`, `/healthz`.
+//! Both protocol paths require a bearer token (401 otherwise) and a permitted Origin when
+//! one is sent (403 otherwise); bodies are size-limited (413).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use super::Shared;
+use super::mcp::McpServer;
+use super::rpc;
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Browser origins allowed to call (`http://localhost:6274`); others get 403.
+    pub allowed_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+fn json_error(status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"isms\""));
+    }
+    response
+}
+
+async fn authenticate(State(shared): State<Shared>, mut request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned);
+    let Some(token) = token else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token: send `Authorization: Bearer <token>` (`isms actor add` issues one)",
+        );
+    };
+    match shared.app.store.actor_by_token(&token).await {
+        Ok(Some(actor)) => {
+            request.extensions_mut().insert(actor);
+            next.run(request).await
+        }
+        Ok(None) => json_error(StatusCode::UNAUTHORIZED, "invalid or revoked bearer token"),
+        Err(e) => {
+            tracing::warn!(error = %e, "token lookup failed");
+            json_error(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; retry shortly")
+        }
+    }
+}
+
+async fn check_origin(State(allowed): State<Arc<Vec<String>>>, request: Request, next: Next) -> Response {
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let permitted = origin.to_str().is_ok_and(|o| allowed.iter().any(|a| a == o));
+        if !permitted {
+            return json_error(
+                StatusCode::FORBIDDEN,
+                "this Origin is not allowed; add it with --allowed-origins / ISMS_ALLOWED_ORIGINS",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+async fn healthz(State(shared): State<Shared>) -> Response {
+    match shared.app.store.ping().await {
+        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response(),
+        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+    }
+}
+
+/// The router, and the handle that keeps the JSON-RPC service running until dropped.
+pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::server::ServerHandle) {
+    let mcp_config = StreamableHttpServerConfig::default()
+        .with_json_response(true)
+        .with_max_request_body_bytes(options.max_body_bytes)
+        .with_allowed_origins(options.allowed_origins.clone())
+        .enforce_origin_validation();
+    let mcp_shared = shared.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(McpServer::http(mcp_shared.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+
+    let (stop, handle) = jsonrpsee::server::stop_channel();
+    let rpc_config = jsonrpsee::server::ServerConfig::builder()
+        .http_only()
+        .max_request_body_size(u32::try_from(options.max_body_bytes).unwrap_or(u32::MAX))
+        .build();
+    let rpc_service = jsonrpsee::server::Server::builder()
+        .set_config(rpc_config)
+        .to_service_builder()
+        .build(rpc::module(shared.clone()), stop);
+    let rpc_service =
+        axum::error_handling::HandleError::new(rpc_service, |e: Box<dyn std::error::Error + Send + Sync>| async move {
+            tracing::warn!(error = %e, "JSON-RPC transport error");
+            json_error(StatusCode::BAD_REQUEST, "malformed JSON-RPC request")
+        });
+
+    let protected = Router::new()
+        .route_service("/mcp", mcp)
+        .route_service("/rpc", rpc_service)
+        .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(shared)
+        .merge(protected)
+        .layer(middleware::from_fn_with_state(Arc::new(options.allowed_origins.clone()), check_origin))
+        .layer(RequestBodyLimitLayer::new(options.max_body_bytes));
+    (router, handle)
+}

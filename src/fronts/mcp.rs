@@ -1,0 +1,103 @@
+//! MCP through rmcp: tools come from the registry; results carry `structuredContent`
+//! (matching `outputSchema`) and the same JSON as text. Argument and rule failures are
+//! `isError` results an agent can read; an unknown tool is a protocol error.
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
+use serde_json::Value;
+
+use super::Shared;
+use crate::domain::actor::Actor;
+use crate::error::Error;
+
+const INSTRUCTIONS: &str = "System of record of an ISO/IEC 27001:2022 ISMS. Log what breaks a requirement with \
+log_nonconformity; look records up with get_record; find the Annex A controls that bear on your work with \
+query_controls. Errors say what to fix.";
+
+/// The MCP server: one per stdio connection, or one per HTTP request (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct McpServer {
+    shared: Shared,
+    /// The actor of a stdio session, set at launch; over HTTP the bearer token decides.
+    stdio_actor: Option<Actor>,
+}
+
+impl McpServer {
+    /// A server for the stdio transport, acting as `actor`.
+    pub fn stdio(shared: Shared, actor: Actor) -> Self {
+        McpServer { shared, stdio_actor: Some(actor) }
+    }
+
+    /// A server for the HTTP transport; the actor comes from each request.
+    pub fn http(shared: Shared) -> Self {
+        McpServer { shared, stdio_actor: None }
+    }
+
+    fn actor(&self, ctx: &RequestContext<RoleServer>) -> Result<Actor, McpError> {
+        if let Some(a) = &self.stdio_actor {
+            return Ok(a.clone());
+        }
+        ctx.extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Actor>())
+            .cloned()
+            .ok_or_else(|| McpError::invalid_request("no authenticated actor for this request", None))
+    }
+}
+
+/// The `isError` result for a failed operation; internal details stay in the log.
+pub fn error_result(e: &Error) -> CallToolResult {
+    let message = match e {
+        Error::Internal(detail) => {
+            tracing::error!(%detail, "internal error in a tool call");
+            "internal error: the server logged the details; retry, and report it if it persists".to_owned()
+        }
+        other => other.to_string(),
+    };
+    CallToolResult::error(vec![ContentBlock::text(format!("{}: {message}", e.code()))])
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("isms", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let actor = self.actor(&ctx)?;
+        Ok(ListToolsResult::with_all_items(self.shared.tools_for(&actor).to_vec()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.shared.registry.get(name).map(super::tool_of)
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let op = self.shared.registry.get(&request.name).ok_or_else(|| {
+            McpError::invalid_params(
+                format!("unknown tool `{}`; tools/list shows the tools you may call", request.name),
+                None,
+            )
+        })?;
+        let actor = self.actor(&ctx)?;
+        let args = request.arguments.map(Value::Object).unwrap_or(Value::Null);
+        let result = match op.call(self.shared.app.clone(), actor, args).await {
+            Ok(value) => CallToolResult::structured(value),
+            Err(e) => error_result(&e),
+        };
+        Ok(result.into())
+    }
+}

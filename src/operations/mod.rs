@@ -1,0 +1,215 @@
+//! The operation registry: every operation defined once (typed input and output with JSON
+//! Schemas, a description, who may call it, a handler) and served by every front: MCP tool,
+//! JSON-RPC method and CLI.
+
+mod controls;
+mod nonconformities;
+mod records;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::domain::access::Access;
+use crate::domain::actor::Actor;
+use crate::domain::nonconformity::DuePolicy;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// What the operations work with: the store and the ISMS's configured policies.
+#[derive(Debug)]
+pub struct App {
+    /// The database.
+    pub store: Store,
+    /// Default due dates of corrective action.
+    pub due: DuePolicy,
+}
+
+/// What an operation does to the ISMS, shown to agents as MCP tool annotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only.
+    Read,
+    /// Creates a record; an idempotency key makes retries safe.
+    Create,
+}
+
+type Handler = Arc<dyn Fn(Arc<App>, Actor, Value) -> BoxFuture<'static, Result<Value>> + Send + Sync>;
+
+/// One operation of the ISMS.
+pub struct Operation {
+    /// Tool and method name (the contract).
+    pub name: &'static str,
+    /// What it does, from the input type's doc comment.
+    pub description: String,
+    /// JSON Schema of the arguments.
+    pub input_schema: Arc<Map<String, Value>>,
+    /// JSON Schema of the result.
+    pub output_schema: Arc<Map<String, Value>>,
+    /// Read or write.
+    pub effect: Effect,
+    /// Who may call it.
+    pub access: Access,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The JSON Schema of `T`, inlined (no `$ref`), without `$schema` and `title`; the
+/// description is taken out and returned apart.
+fn schema_of<T: JsonSchema>() -> (Map<String, Value>, String) {
+    let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
+    let schema = settings.into_generator().into_root_schema_for::<T>();
+    let mut map = match schema.to_value() {
+        Value::Object(m) => m,
+        other => panic!("schema of {} is not an object: {other}", std::any::type_name::<T>()),
+    };
+    map.remove("$schema");
+    map.remove("title");
+    let description = match map.remove("description") {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    (map, description)
+}
+
+impl Operation {
+    /// Defines an operation from its handler; input and output schemas come from the types.
+    pub fn new<I, O, F, Fut>(name: &'static str, effect: Effect, access: Access, handler: F) -> Self
+    where
+        I: DeserializeOwned + JsonSchema + Send + 'static,
+        O: Serialize + JsonSchema + 'static,
+        F: Fn(Arc<App>, Actor, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O>> + Send + 'static,
+    {
+        let (input_schema, description) = schema_of::<I>();
+        let (output_schema, _) = schema_of::<O>();
+        let handler = Arc::new(handler);
+        Operation {
+            name,
+            description,
+            input_schema: Arc::new(input_schema),
+            output_schema: Arc::new(output_schema),
+            effect,
+            access,
+            handler: Arc::new(move |app, actor, args| {
+                let handler = handler.clone();
+                Box::pin(async move {
+                    let input: I = parse_arguments(args)?;
+                    let output = handler(app, actor, input).await?;
+                    serde_json::to_value(output).map_err(|e| Error::Internal(format!("output of {name}: {e}")))
+                })
+            }),
+        }
+    }
+
+    /// Runs the operation for `actor`, after checking the actor's role may call it.
+    pub async fn call(&self, app: Arc<App>, actor: Actor, args: Value) -> Result<Value> {
+        if !self.access.permits(actor.role) {
+            return Err(Error::Forbidden {
+                role: actor.role.to_string(),
+                operation: self.name.to_owned(),
+                allowed: self.access.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+        (self.handler)(app, actor, args).await
+    }
+}
+
+/// Deserialises arguments, naming the field at fault.
+fn parse_arguments<I: DeserializeOwned>(args: Value) -> Result<I> {
+    let args = if args.is_null() { Value::Object(Map::new()) } else { args };
+    serde_path_to_error::deserialize(args).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "arguments".to_owned() } else { path };
+        Error::invalid(field, e.into_inner().to_string())
+    })
+}
+
+/// Every operation, by name.
+#[derive(Debug)]
+pub struct Registry {
+    operations: Vec<Operation>,
+    by_name: HashMap<&'static str, usize>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// The registry of all operations, in catalogue order.
+    pub fn new() -> Self {
+        let operations: Vec<Operation> = [records::operations(), nonconformities::operations(), controls::operations()]
+            .into_iter()
+            .flatten()
+            .collect();
+        let by_name = operations.iter().enumerate().map(|(i, op)| (op.name, i)).collect();
+        Registry { operations, by_name }
+    }
+
+    /// All operations.
+    pub fn all(&self) -> &[Operation] {
+        &self.operations
+    }
+
+    /// The operation with this name.
+    pub fn get(&self, name: &str) -> Option<&Operation> {
+        self.by_name.get(name).map(|&i| &self.operations[i])
+    }
+}
+
+/// SHA-256 of a request's arguments, to tell a retry from a different call under the same
+/// idempotency key.
+pub(crate) fn request_hash<T: Serialize>(input: &T) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let canonical = serde_json::to_vec(input).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(hex::encode(Sha256::digest(&canonical)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_are_flat_objects_with_descriptions() {
+        let registry = Registry::new();
+        for op in registry.all() {
+            assert_eq!(op.input_schema.get("type"), Some(&Value::String("object".into())), "{}", op.name);
+            assert_eq!(op.output_schema.get("type"), Some(&Value::String("object".into())), "{}", op.name);
+            assert_eq!(op.input_schema.get("additionalProperties"), Some(&Value::Bool(false)), "{}", op.name);
+            for key in ["oneOf", "anyOf", "allOf", "$ref", "$defs"] {
+                assert!(!op.input_schema.contains_key(key), "{} has top-level {key}", op.name);
+            }
+            assert!(!op.description.is_empty(), "{} has no description", op.name);
+        }
+    }
+
+    #[test]
+    fn argument_errors_name_the_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct In {
+            a: u32,
+        }
+        let e = parse_arguments::<In>(serde_json::json!({"a": "x"})).unwrap_err();
+        assert!(matches!(&e, Error::Invalid { field, .. } if field == "a"), "{e}");
+        let e = parse_arguments::<In>(serde_json::json!({"a": 1, "b": 2})).unwrap_err().to_string();
+        assert!(e.contains("unknown field `b`"), "{e}");
+        let e = parse_arguments::<In>(Value::Null).unwrap_err().to_string();
+        assert!(e.contains("missing field `a`"), "{e}");
+    }
+}

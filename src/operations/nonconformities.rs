@@ -1,0 +1,252 @@
+//! Clause 10.2 operations: logging and listing nonconformities.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{App, Effect, Operation, request_hash};
+use crate::domain::access::Access;
+use crate::domain::actor::Actor;
+use crate::domain::nonconformity::{NcStatus, NewNonconformity, Nonconformity, Severity, Source};
+use crate::domain::references::{ClauseRef, ControlRef, RecordKind, RecordRef};
+use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
+use crate::domain::time::parse_date;
+use crate::error::{Error, Result};
+use crate::store::{Change, Claim, NcFilter};
+
+pub(super) fn operations() -> Vec<Operation> {
+    vec![
+        Operation::new("log_nonconformity", Effect::Create, Access::Contributors, log_nonconformity),
+        Operation::new("list_nonconformities", Effect::Read, Access::Everyone, list_nonconformities),
+    ]
+}
+
+/// Log a nonconformity (ISO 27001 10.2): a requirement, policy or control not met. Returns its ref (NC-n), status and due date.
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogNonconformity {
+    /// One-line summary.
+    pub title: String,
+    /// What was found, where, and which requirement it breaks.
+    pub description: String,
+    /// major: requirement not met; minor: single lapse; observation: weakness.
+    pub severity: Severity,
+    /// Where it was found.
+    pub source: Source,
+    /// Clauses not met, e.g. ["8.1"].
+    #[serde(default)]
+    pub clauses: Vec<String>,
+    /// Annex A controls not met, e.g. ["A.8.28"].
+    #[serde(default)]
+    pub controls: Vec<String>,
+    /// System, repository, process or session where it was found.
+    #[serde(default)]
+    pub detected_in: Option<String>,
+    /// Evidence refs: paths, URLs, commit ids.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// Correction or containment already done (10.2 a).
+    #[serde(default)]
+    pub correction: Option<String>,
+    /// YYYY-MM-DD. Default: major +90 days, minor +365, observation none.
+    #[serde(default)]
+    pub due_date: Option<String>,
+    /// Retry key: resending the same call with it returns the first result, no duplicate.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The nonconformity logged.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NonconformityLogged {
+    /// The record as stored.
+    pub nonconformity: Nonconformity,
+    /// True when this answers a retry with the same idempotency key.
+    pub replayed: bool,
+}
+
+fn validate(input: &LogNonconformity, app: &App, today: chrono::NaiveDate) -> Result<NewNonconformity> {
+    let clauses = text::list("clauses", &input.clauses, 16)?
+        .iter()
+        .map(|c| ClauseRef::parse("clauses", c))
+        .collect::<Result<Vec<_>>>()?;
+    let controls = text::list("controls", &input.controls, 16)?
+        .iter()
+        .map(|c| ControlRef::parse("controls", c))
+        .collect::<Result<Vec<_>>>()?;
+    let mut controls_unique: Vec<ControlRef> = Vec::with_capacity(controls.len());
+    for c in controls {
+        if !controls_unique.contains(&c) {
+            controls_unique.push(c);
+        }
+    }
+    let given_due = input.due_date.as_deref().map(|d| parse_date("due_date", d)).transpose()?;
+    Ok(NewNonconformity {
+        title: text::required("title", &input.title, MAX_TITLE)?,
+        description: text::required("description", &input.description, MAX_TEXT)?,
+        severity: input.severity,
+        source: input.source,
+        clauses,
+        controls: controls_unique,
+        detected_in: text::optional("detected_in", input.detected_in.as_deref(), 500)?,
+        evidence: text::list("evidence", &input.evidence, 1000)?,
+        correction: text::optional("correction", input.correction.as_deref(), MAX_TEXT)?,
+        due_date: app.due.due_date(input.severity, today, given_due)?,
+    })
+}
+
+async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity) -> Result<NonconformityLogged> {
+    const OP: &str = "log_nonconformity";
+    let today = Utc::now().date_naive();
+    let nc = validate(&input, &app, today)?;
+    let key = text::optional("idempotency_key", input.idempotency_key.as_deref(), 200)?;
+    let mut w = app.store.begin_write().await?;
+    if let Some(key) = &key
+        && let Claim::Replay(reference) = w.claim_idempotency(&actor.name, OP, key, &request_hash(&input)?).await?
+    {
+        drop(w);
+        let r = RecordRef::parse("ref", &reference)?;
+        let nonconformity = app
+            .store
+            .nonconformity(r.number, today)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("idempotency key points at missing {reference}")))?;
+        return Ok(NonconformityLogged { nonconformity, replayed: true });
+    }
+    let nonconformity = w.insert_nonconformity(&actor.name, &nc).await?;
+    let reference = RecordRef::parse("ref", &nonconformity.reference)?;
+    let detail = serde_json::to_value(&nonconformity).map_err(|e| Error::Internal(e.to_string()))?;
+    w.record(Change {
+        actor: &actor.name,
+        operation: OP,
+        record: &nonconformity.reference,
+        event: "nonconformity.logged",
+        detail: &detail,
+    })
+    .await?;
+    if let Some(key) = &key {
+        w.complete_idempotency(&actor.name, OP, key, reference).await?;
+    }
+    w.commit().await?;
+    Ok(NonconformityLogged { nonconformity, replayed: false })
+}
+
+/// Most items one page of a list returns.
+pub const MAX_PAGE: u32 = 200;
+
+/// List nonconformities, newest first, filtered; page with `cursor`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListNonconformities {
+    /// Only this status.
+    #[serde(default)]
+    pub status: Option<NcStatus>,
+    /// Only this severity.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// Only this source.
+    #[serde(default)]
+    pub source: Option<Source>,
+    /// Only those citing this Annex A control, e.g. "A.8.28".
+    #[serde(default)]
+    pub control: Option<String>,
+    /// Only open ones past their due date.
+    #[serde(default)]
+    pub overdue: bool,
+    /// Text in title or description (case-insensitive).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Page size, 1-200 (default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One nonconformity in a list.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NonconformitySummary {
+    /// Reference, e.g. `NC-12`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// One-line summary.
+    pub title: String,
+    /// Grading.
+    pub severity: Severity,
+    /// Where it was found.
+    pub source: Source,
+    /// Where it stands in 10.2.
+    pub status: NcStatus,
+    /// Annex A controls cited.
+    pub controls: Vec<String>,
+    /// Due date of corrective action.
+    pub due_date: Option<String>,
+    /// Open past its due date.
+    pub overdue: bool,
+    /// Last change (UTC).
+    pub updated_at: String,
+}
+
+/// A page of nonconformities.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NonconformityPage {
+    /// The nonconformities, newest first.
+    pub items: Vec<NonconformitySummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+async fn list_nonconformities(app: Arc<App>, _actor: Actor, input: ListNonconformities) -> Result<NonconformityPage> {
+    let limit = input.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(Error::invalid("limit", format!("{limit} is out of range; use 1 to {MAX_PAGE}")));
+    }
+    let before = match input.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(
+            RecordRef::parse("cursor", c)
+                .ok()
+                .filter(|r| r.kind == RecordKind::Nonconformity)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "cursor",
+                        "is not a cursor from this list; pass `next_cursor` unchanged, or omit it for the first page",
+                    )
+                })?
+                .number,
+        ),
+    };
+    let filter = NcFilter {
+        status: input.status,
+        severity: input.severity,
+        source: input.source,
+        control: input.control.as_deref().map(|c| ControlRef::parse("control", c)).transpose()?,
+        overdue: input.overdue,
+        text: text::optional("text", input.text.as_deref(), MAX_TITLE)?,
+        before,
+        limit: i64::from(limit) + 1,
+        today: Utc::now().date_naive(),
+    };
+    let mut rows = app.store.nonconformities(&filter).await?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = if more { rows.last().map(|n| n.reference.clone()) } else { None };
+    let items = rows
+        .into_iter()
+        .map(|n| NonconformitySummary {
+            reference: n.reference,
+            title: n.title,
+            severity: n.severity,
+            source: n.source,
+            status: n.status,
+            controls: n.controls,
+            due_date: n.due_date,
+            overdue: n.overdue,
+            updated_at: n.updated_at,
+        })
+        .collect();
+    Ok(NonconformityPage { items, next_cursor })
+}

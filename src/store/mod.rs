@@ -1,0 +1,319 @@
+//! Storage through sqlx's `Any` driver: one set of SQL for SQLite (the embedded default) and
+//! PostgreSQL. Placeholders are `$n`, which both accept; values are always bound.
+//!
+//! Every write goes through [`Write`]: one transaction holding the record change, its
+//! audit-trail entry and its outbox event.
+
+mod actors;
+mod audit;
+mod nonconformities;
+mod outbox;
+
+pub use actors::TokenIssued;
+pub use audit::{AuditEntry, ChainReport};
+pub use nonconformities::NcFilter;
+pub use outbox::OutboxEvent;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+
+use crate::domain::audit::{EntryFields, entry_hash};
+use crate::domain::references::{RecordKind, RecordRef};
+use crate::domain::time::stamp;
+use crate::error::{Error, Result};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file (WAL, `synchronous=FULL`).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// The database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Serialises writers inside this process on SQLite, whose one writer lock would
+    /// otherwise turn concurrent transactions into busy errors.
+    gate: Option<Arc<Mutex<()>>>,
+    /// Woken after each commit made through this store.
+    commits: Arc<Notify>,
+}
+
+/// One value bound to a `$n` placeholder.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// Binds `args` in order to `$1`, `$2`, … of `sql`.
+pub(crate) fn query_with(sql: String, args: Vec<Arg>) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
+    args.into_iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, a| match a {
+        Arg::Text(s) => q.bind(s),
+        Arg::Int(i) => q.bind(i),
+    })
+}
+
+/// The SQLite URL for a database file, created if missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies the migrations.
+    pub async fn open(url: &str) -> std::result::Result<Store, sqlx::Error> {
+        install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(sqlx::Error::Configuration(
+                format!("unsupported database URL `{url}`: use sqlite://PATH or postgres://…").into(),
+            ));
+        };
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let pool = match backend {
+            Backend::Sqlite => {
+                if let Some(parent) = url
+                    .strip_prefix("sqlite://")
+                    .map(|p| p.split('?').next().unwrap_or(p))
+                    .and_then(|p| Path::new(p).parent())
+                    .filter(|p| !p.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(parent)?;
+                }
+                options
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(10).connect(url).await?,
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        let gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Store { pool, backend, gate, commits: Arc::new(Notify::new()) })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Starts a write: one transaction that takes the writer lock at once (SQLite) or row
+    /// locks as it goes (PostgreSQL).
+    pub async fn begin_write(&self) -> Result<Write> {
+        let gate = match &self.gate {
+            Some(g) => Some(g.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Write { tx, _gate: gate, now: Utc::now(), commits: self.commits.clone() })
+    }
+
+    /// Resolves after the next commit made through this store.
+    pub async fn committed(&self) {
+        self.commits.notified().await;
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// What an idempotency key found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First use: go on and create the record.
+    New,
+    /// Used before for the same arguments; this is the record it created.
+    Replay(String),
+}
+
+/// The audit-trail entry and outbox event of one change.
+#[derive(Debug)]
+pub struct Change<'a> {
+    /// Who made it.
+    pub actor: &'a str,
+    /// The operation (tool) that made it.
+    pub operation: &'a str,
+    /// The record changed (`NC-12`, `actor:julian`).
+    pub record: &'a str,
+    /// The event type published, e.g. `nonconformity.logged`.
+    pub event: &'a str,
+    /// What changed (stored in the audit trail and as the event payload).
+    pub detail: &'a serde_json::Value,
+}
+
+/// An open write transaction. Dropped without [`Write::commit`], it rolls back.
+pub struct Write {
+    tx: Transaction<'static, Any>,
+    _gate: Option<OwnedMutexGuard<()>>,
+    now: DateTime<Utc>,
+    commits: Arc<Notify>,
+}
+
+impl Write {
+    /// The time of this write (one value for every row it touches).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    pub(crate) fn tx(&mut self) -> &mut Transaction<'static, Any> {
+        &mut self.tx
+    }
+
+    /// Takes the next number for a record kind (`NC-1`, `NC-2`, …).
+    pub async fn next_number(&mut self, kind: RecordKind) -> Result<i64> {
+        let row = sqlx::query("UPDATE counters SET last = last + 1 WHERE kind = $1 RETURNING last")
+            .bind(kind.prefix())
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// Claims an idempotency key for `actor` and `operation`. A key used before with other
+    /// arguments (`request_hash`) is refused.
+    pub async fn claim_idempotency(
+        &mut self,
+        actor: &str,
+        operation: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Claim> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency (actor, operation, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(actor)
+        .bind(operation)
+        .bind(key)
+        .bind(request_hash)
+        .bind(stamp(self.now))
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(Claim::New);
+        }
+        let row = sqlx::query(
+            "SELECT request_hash, record_ref FROM idempotency WHERE actor = $1 AND operation = $2 AND key = $3",
+        )
+        .bind(actor)
+        .bind(operation)
+        .bind(key)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let stored_hash: String = row.try_get(0)?;
+        let record: Option<String> = row.try_get(1)?;
+        match record {
+            Some(r) if stored_hash == request_hash => Ok(Claim::Replay(r)),
+            _ => Err(Error::rule(
+                format!("idempotency_key `{key}` was already used for a different {operation} call"),
+                "use a new key for a new record, or resend the first call's exact arguments to get its result",
+            )),
+        }
+    }
+
+    /// Notes the record an idempotency key created.
+    pub async fn complete_idempotency(
+        &mut self,
+        actor: &str,
+        operation: &str,
+        key: &str,
+        record: RecordRef,
+    ) -> Result<()> {
+        sqlx::query("UPDATE idempotency SET record_ref = $1 WHERE actor = $2 AND operation = $3 AND key = $4")
+            .bind(record.to_string())
+            .bind(actor)
+            .bind(operation)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends the audit-trail entry (chained to the previous one) and the outbox event.
+    pub async fn record(&mut self, change: Change<'_>) -> Result<()> {
+        // The no-op update takes the chain head's row lock on PostgreSQL, so concurrent
+        // writers (also in other replicas) append one after another; SQLite's writer lock
+        // already serialises them.
+        let head = sqlx::query("UPDATE chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        let seq: i64 = head.try_get(0)?;
+        let prev_hash: String = head.try_get(1)?;
+        let at = stamp(self.now);
+        let record_ref = change.record;
+        let detail = change.detail.to_string();
+        let fields =
+            EntryFields { seq, at: &at, actor: change.actor, operation: change.operation, record_ref, detail: &detail };
+        let hash = entry_hash(&prev_hash, &fields);
+        sqlx::query("UPDATE chain_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *self.tx).await?;
+        sqlx::query(
+            "INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(seq)
+        .bind(&at)
+        .bind(change.actor)
+        .bind(change.operation)
+        .bind(record_ref)
+        .bind(&detail)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *self.tx)
+        .await?;
+        sqlx::query("INSERT INTO outbox (at, event_type, record_ref, payload) VALUES ($1, $2, $3, $4)")
+            .bind(&at)
+            .bind(change.event)
+            .bind(record_ref)
+            .bind(&detail)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Commits everything written.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        self.commits.notify_one();
+        Ok(())
+    }
+}
