@@ -1,0 +1,232 @@
+//! Helpers shared by the integration tests: temporary databases on both backends and the
+//! real `isms` binary driven over stdio and HTTP.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Path of the binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_isms")
+}
+
+/// The PostgreSQL server URL for tests (`ISMS_TEST_POSTGRES_URL`). Absent: the caller skips,
+/// with a notice, unless `ISMS_REQUIRE_POSTGRES` is set (as CI does), which makes it a failure.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("ISMS_TEST_POSTGRES_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var_os("ISMS_REQUIRE_POSTGRES").is_none(),
+                "ISMS_REQUIRE_POSTGRES is set but ISMS_TEST_POSTGRES_URL is not"
+            );
+            eprintln!("NOTICE: ISMS_TEST_POSTGRES_URL is not set; skipping the PostgreSQL suite");
+            None
+        }
+    }
+}
+
+/// A database for one test: a fresh SQLite file or a fresh PostgreSQL database, removed after.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("isms.db").display());
+        TestDb { url, _dir: Some(dir), pg: None }
+    }
+
+    /// A new database on the test PostgreSQL server.
+    pub async fn postgres(server_url: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("isms_test_{}_{}", std::process::id(), rand_suffix());
+        let mut admin = sqlx::PgConnection::connect(server_url).await.expect("connect to PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create db");
+        let (base, _) = server_url.rsplit_once('/').expect("URL has a database path");
+        TestDb { url: format!("{base}/{name}"), _dir: None, pg: Some((server_url.to_owned(), name)) }
+    }
+
+    /// Drops a PostgreSQL test database.
+    pub async fn cleanup(self) {
+        use sqlx::Connection;
+        if let Some((server, name)) = &self.pg {
+            if let Ok(mut admin) = sqlx::PgConnection::connect(server).await {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await;
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    nanos ^ (std::ptr::addr_of!(nanos) as u64)
+}
+
+/// Runs `isms` with arguments on a database and returns (status, stdout, stderr).
+pub fn run_cli(db: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(binary())
+        .args(args)
+        .env("ISMS_DATABASE_URL", db)
+        .env_remove("ISMS_ACTOR")
+        .output()
+        .expect("run isms");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Registers an actor through the CLI and returns its token.
+pub fn add_actor(db: &str, name: &str, role: &str) -> String {
+    let (code, out, err) = run_cli(db, &["actor", "add", name, "--role", role]);
+    assert_eq!(code, 0, "actor add failed: {err}");
+    out.trim().to_owned()
+}
+
+/// An `isms stdio` process spoken to line by line.
+pub struct StdioServer {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    next_id: i64,
+}
+
+impl StdioServer {
+    pub fn start(db: &str, actor: &str) -> Self {
+        let mut child = Command::new(binary())
+            .args(["stdio", "--actor", actor])
+            .env("ISMS_DATABASE_URL", db)
+            .env("ISMS_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn isms stdio");
+        let stdin = child.stdin.take().unwrap();
+        let stdout: ChildStdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        StdioServer { child, stdin, lines, next_id: 1 }
+    }
+
+    /// Sends one raw line.
+    pub fn send_raw(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// Reads the next line as JSON.
+    pub fn recv(&mut self) -> Value {
+        let line = self.lines.recv_timeout(Duration::from_secs(20)).expect("a reply from isms stdio");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
+    }
+
+    /// Sends a request and waits for the reply with its id.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send_raw(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string());
+        loop {
+            let reply = self.recv();
+            if reply.get("id") == Some(&json!(id)) {
+                return reply;
+            }
+        }
+    }
+
+    /// The 2025-11-25 handshake.
+    pub fn initialize_legacy(&mut self) -> Value {
+        let reply = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "tests", "version": "1"}}),
+        );
+        self.send_raw(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string());
+        reply
+    }
+}
+
+impl Drop for StdioServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `_meta` of a 2026-07-28 request.
+pub fn meta_2026() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "tests", "version": "1"}
+    })
+}
+
+/// An `isms serve` process on a free port, with the bootstrap token.
+pub struct HttpServer {
+    child: Child,
+    pub base: String,
+    pub admin_token: String,
+}
+
+impl HttpServer {
+    pub fn start(db: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("ISMS_DATABASE_URL", db)
+            .env("ISMS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn isms serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut token = None;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let t = line.trim();
+                if t.starts_with("isms_") {
+                    token = Some(t.to_owned());
+                }
+                if let Some(addr) = t.strip_prefix("isms listening on ") {
+                    let base = addr.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send((base, token.clone()));
+                }
+            }
+        });
+        let (base, token) = rx.recv_timeout(Duration::from_secs(30)).expect("isms serve started");
+        HttpServer { child, base, admin_token: token.expect("a new database prints the admin token") }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

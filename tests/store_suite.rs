@@ -1,0 +1,267 @@
+//! The store suite: the same checks through the operation registry against a real SQLite
+//! file and a real PostgreSQL database.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{TestDb, postgres_url};
+use isms::domain::actor::{Actor, ActorKind, ActorName, Role};
+use isms::domain::nonconformity::DuePolicy;
+use isms::error::Error;
+use isms::operations::{App, Registry};
+use isms::store::Store;
+use serde_json::{Value, json};
+
+struct Harness {
+    app: Arc<App>,
+    registry: Registry,
+    url: String,
+}
+
+fn actor(name: &str, role: Role) -> Actor {
+    Actor { name: name.into(), kind: ActorKind::Agent, role }
+}
+
+impl Harness {
+    async fn new(url: &str) -> Self {
+        let store = Store::open(url).await.expect("open store");
+        for (name, role) in [("agent-1", Role::Agent), ("julian", Role::IsmsManager), ("guest", Role::Viewer)] {
+            store.add_actor("tests", &ActorName::parse(name).unwrap(), ActorKind::Agent, role).await.unwrap();
+        }
+        Harness {
+            app: Arc::new(App { store, due: DuePolicy::default() }),
+            registry: Registry::new(),
+            url: url.to_owned(),
+        }
+    }
+
+    async fn call_as(&self, who: &Actor, tool: &str, args: Value) -> Result<Value, Error> {
+        self.registry.get(tool).expect("tool exists").call(self.app.clone(), who.clone(), args).await
+    }
+
+    async fn call(&self, tool: &str, args: Value) -> Result<Value, Error> {
+        self.call_as(&actor("agent-1", Role::Agent), tool, args).await
+    }
+
+    async fn ok(&self, tool: &str, args: Value) -> Value {
+        self.call(tool, args).await.unwrap_or_else(|e| panic!("{tool} failed: {e}"))
+    }
+
+    async fn raw(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+fn nc(title: &str, severity: &str, controls: &[&str]) -> Value {
+    json!({
+        "title": title,
+        "description": format!("{title}: found during work"),
+        "severity": severity,
+        "source": "self_report",
+        "controls": controls,
+    })
+}
+
+async fn suite(url: &str) {
+    let h = Harness::new(url).await;
+
+    // Logging: ref, status, due date, validated and canonical controls, history.
+    let logged = h
+        .ok(
+            "log_nonconformity",
+            json!({
+                "title": "API key printed in CI log",
+                "description": "The deploy job echoed STRIPE_KEY",
+                "severity": "major",
+                "source": "monitoring",
+                "clauses": ["8.1"],
+                "controls": ["a.8.12", "A.8.12", "8.28"],
+                "evidence": ["ci/run/123"],
+                "correction": "Key rotated and log purged",
+                "due_date": "2099-01-31"
+            }),
+        )
+        .await;
+    let first = &logged["nonconformity"];
+    assert_eq!(first["ref"], "NC-1");
+    assert_eq!(first["status"], "corrected", "a correction given at logging is step a) done");
+    assert_eq!(first["controls"], json!(["A.8.12", "A.8.28"]));
+    assert_eq!(first["due_date"], "2099-01-31");
+    assert_eq!(first["version"], 1);
+    assert_eq!(logged["replayed"], false);
+
+    let record = h.ok("get_record", json!({"ref": "nc-1"})).await;
+    assert_eq!(record["kind"], "nonconformity");
+    assert_eq!(record["record"]["title"], "API key printed in CI log");
+    let history = record["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["operation"], "log_nonconformity");
+    assert_eq!(history[0]["actor"], "agent-1");
+
+    // Bad input changes nothing.
+    for (args, field) in [
+        (nc("", "major", &[]), "title"),
+        (nc("x", "severe", &[]), "severity"),
+        (nc("x", "minor", &["A.9.1"]), "controls"),
+        (json!({"title": "x", "description": "y", "severity": "minor", "source": "gossip"}), "source"),
+        (
+            json!({"title": "x", "description": "y", "severity": "minor", "source": "incident", "clauses": ["11.2"]}),
+            "clauses",
+        ),
+        (
+            json!({"title": "x", "description": "y", "severity": "minor", "source": "incident", "due_date": "2020-01-01"}),
+            "due_date",
+        ),
+        (json!({"title": "x", "description": "y", "severity": "minor", "source": "incident", "extra": 1}), "extra"),
+        (json!({"title": 5, "description": "y", "severity": "minor", "source": "incident"}), "title"),
+    ] {
+        let e = h.call("log_nonconformity", args.clone()).await.expect_err(&format!("{args} must be refused"));
+        assert!(matches!(e, Error::Invalid { .. }), "{args}: {e}");
+        assert!(e.to_string().contains(field), "{args}: message `{e}` should name {field}");
+    }
+    let missing = h.call("log_nonconformity", json!({"title": "x"})).await.unwrap_err().to_string();
+    assert!(missing.contains("missing field"), "{missing}");
+    let page = h.ok("list_nonconformities", json!({})).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "refused calls created nothing");
+
+    // A viewer may read but not log.
+    let viewer = actor("guest", Role::Viewer);
+    let e = h.call_as(&viewer, "log_nonconformity", nc("x", "minor", &[])).await.unwrap_err();
+    assert!(matches!(e, Error::Forbidden { .. }), "{e}");
+    h.call_as(&viewer, "list_nonconformities", json!({})).await.unwrap();
+
+    // Idempotency: a retry returns the same record; a different call under the key is refused.
+    let with_key = json!({"title": "Backup not tested", "description": "No restore test this quarter", "severity": "minor", "source": "internal_audit", "controls": ["A.8.13"], "idempotency_key": "agent-1/backup-check"});
+    let a = h.ok("log_nonconformity", with_key.clone()).await;
+    let b = h.ok("log_nonconformity", with_key.clone()).await;
+    assert_eq!(a["nonconformity"]["ref"], b["nonconformity"]["ref"]);
+    assert_eq!(b["replayed"], true);
+    let mut changed = with_key.clone();
+    changed["title"] = json!("Something else");
+    let e = h.call("log_nonconformity", changed).await.unwrap_err();
+    assert!(matches!(e, Error::Rule { .. }) && e.to_string().contains("idempotency_key"), "{e}");
+    let history = h.ok("get_record", json!({"ref": a["nonconformity"]["ref"]})).await;
+    assert_eq!(history["history"].as_array().unwrap().len(), 1, "the retry wrote no second entry");
+
+    // More records for filters and paging.
+    h.ok("log_nonconformity", nc("Laptop unencrypted", "major", &["A.8.1"])).await;
+    h.ok("log_nonconformity", nc("Access review late 100%_done", "observation", &["A.5.18"])).await;
+    h.ok("log_nonconformity", nc("Secure coding rule skipped", "minor", &["A.8.28"])).await;
+    let refs = |v: &Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|i| i["ref"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(refs(&h.ok("list_nonconformities", json!({})).await), ["NC-5", "NC-4", "NC-3", "NC-2", "NC-1"]);
+    assert_eq!(refs(&h.ok("list_nonconformities", json!({"control": "A.8.28"})).await), ["NC-5", "NC-1"]);
+    assert_eq!(refs(&h.ok("list_nonconformities", json!({"severity": "major"})).await), ["NC-3", "NC-1"]);
+    assert_eq!(refs(&h.ok("list_nonconformities", json!({"status": "corrected"})).await), ["NC-1"]);
+    assert_eq!(refs(&h.ok("list_nonconformities", json!({"source": "internal_audit"})).await), ["NC-2"]);
+    assert_eq!(refs(&h.ok("list_nonconformities", json!({"text": "LAPTOP"})).await), ["NC-3"]);
+    assert_eq!(
+        refs(&h.ok("list_nonconformities", json!({"text": "100%_"})).await),
+        ["NC-4"],
+        "wildcards match literally"
+    );
+    assert!(refs(&h.ok("list_nonconformities", json!({"text": "'; DROP TABLE nonconformities; --"})).await).is_empty());
+    assert!(h.call("list_nonconformities", json!({"control": "A.99"})).await.is_err());
+    assert!(h.call("list_nonconformities", json!({"limit": 0})).await.is_err());
+    assert!(h.call("list_nonconformities", json!({"limit": 201})).await.is_err());
+    assert!(h.call("list_nonconformities", json!({"cursor": "garbage"})).await.is_err());
+
+    // Overdue: only open records past their due date.
+    assert!(refs(&h.ok("list_nonconformities", json!({"overdue": true})).await).is_empty());
+    h.raw("UPDATE nonconformities SET due_date = '2000-01-01' WHERE number = 3").await;
+    let overdue = h.ok("list_nonconformities", json!({"overdue": true})).await;
+    assert_eq!(refs(&overdue), ["NC-3"]);
+    assert_eq!(overdue["items"][0]["overdue"], true);
+
+    // Paging: every record once, in order, and the last page has no cursor.
+    let mut seen = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let mut args = json!({"limit": 2});
+        if !cursor.is_null() {
+            args["cursor"] = cursor.clone();
+        }
+        let page = h.ok("list_nonconformities", args).await;
+        seen.extend(refs(&page));
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["NC-5", "NC-4", "NC-3", "NC-2", "NC-1"]);
+
+    // Concurrent writers: unique refs, one unbroken chain.
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let app = h.app.clone();
+        let op = Registry::new();
+        tasks.push(tokio::spawn(async move {
+            op.get("log_nonconformity")
+                .unwrap()
+                .call(app, actor("agent-1", Role::Agent), nc(&format!("concurrent {i}"), "minor", &["A.5.1"]))
+                .await
+                .map(|v| v["nonconformity"]["ref"].as_str().unwrap().to_owned())
+        }));
+    }
+    let mut created = Vec::new();
+    for t in tasks {
+        created.push(t.await.unwrap().expect("concurrent write"));
+    }
+    created.sort();
+    created.dedup();
+    assert_eq!(created.len(), 24, "no duplicate refs");
+
+    // Every write has its outbox event.
+    let events = h.app.store.pending_events(1000).await.unwrap();
+    let nc_events = events.iter().filter(|e| e.event_type == "nonconformity.logged").count();
+    assert_eq!(nc_events, 29);
+    assert_eq!(h.app.store.outbox_backlog().await.unwrap(), events.len() as i64);
+
+    // The chain is intact, then tampering and truncation are found.
+    let report = h.ok("verify_audit_trail", json!({})).await;
+    assert_eq!(report["intact"], true, "{report}");
+    let total = report["entries_checked"].as_i64().unwrap();
+    assert_eq!(total, 3 + 29, "3 actors and 29 nonconformities");
+    h.raw("UPDATE audit_log SET detail = '{\"title\":\"nothing happened\"}' WHERE seq = 5").await;
+    let report = h.ok("verify_audit_trail", json!({})).await;
+    assert_eq!(report["intact"], false);
+    assert_eq!(report["first_broken_seq"], 5);
+    assert!(report["problem"].as_str().unwrap().contains("altered"), "{report}");
+
+    h.app.store.close().await;
+}
+
+async fn truncation_is_found(url: &str) {
+    let h = Harness::new(url).await;
+    h.ok("log_nonconformity", nc("one", "minor", &[])).await;
+    h.ok("log_nonconformity", nc("two", "minor", &[])).await;
+    h.raw("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)").await;
+    let report = h.ok("verify_audit_trail", json!({})).await;
+    assert_eq!(report["intact"], false, "{report}");
+    assert!(report["problem"].as_str().unwrap().contains("removed"), "{report}");
+    h.app.store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_store_suite() {
+    let db = TestDb::sqlite();
+    suite(&db.url).await;
+    let db = TestDb::sqlite();
+    truncation_is_found(&db.url).await;
+}
+
+#[tokio::test]
+async fn postgres_store_suite() {
+    let Some(server) = postgres_url() else { return };
+    let db = TestDb::postgres(&server).await;
+    suite(&db.url).await;
+    db.cleanup().await;
+    let db = TestDb::postgres(&server).await;
+    truncation_is_found(&db.url).await;
+    db.cleanup().await;
+}
