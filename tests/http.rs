@@ -1,0 +1,210 @@
+//! The real binary over HTTP: MCP Streamable HTTP at /mcp (both protocol eras), JSON-RPC at
+//! /rpc, and the guards in front of them (bearer token, Origin, body size).
+
+mod common;
+
+use common::{HttpServer, TestDb, add_actor};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+async fn rpc(client: &Client, server: &HttpServer, token: &str, method: &str, params: Value) -> Value {
+    client
+        .post(server.url("/rpc"))
+        .bearer_auth(token)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Reads a JSON-RPC message from a JSON or SSE response body.
+fn message(body: &str) -> Value {
+    if let Ok(v) = serde_json::from_str(body) {
+        return v;
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("id").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC message in {body}"))
+}
+
+fn mcp_post(client: &Client, server: &HttpServer, token: &str, version: &str) -> reqwest::RequestBuilder {
+    client
+        .post(server.url("/mcp"))
+        .bearer_auth(token)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", version)
+}
+
+#[tokio::test]
+async fn guards_answer_with_the_right_status() {
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &["--allowed-origins", "http://localhost:6274"]);
+    let client = Client::new();
+
+    let health = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
+    for path in ["/mcp", "/rpc"] {
+        let r = client.post(server.url(path)).json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} without a token");
+        assert!(r.headers().get("www-authenticate").is_some());
+        let r = client.post(server.url(path)).bearer_auth("isms_wrong").json(&json!({})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path} with a wrong token");
+        let r = client
+            .post(server.url(path))
+            .bearer_auth(&server.admin_token)
+            .header("Origin", "http://evil.example")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path} from a foreign Origin");
+    }
+    let allowed = client
+        .post(server.url("/rpc"))
+        .bearer_auth(&server.admin_token)
+        .header("Origin", "http://localhost:6274")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "query_controls", "params": {"ref": "A.5.1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"log_nonconformity","params":{{"title":"{}"}}}}"#,
+        "x".repeat(2 << 20)
+    );
+    for path in ["/mcp", "/rpc"] {
+        let r = client
+            .post(server.url(path))
+            .bearer_auth(&server.admin_token)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path} with a 2 MiB body");
+    }
+    let list = rpc(&client, &server, &server.admin_token, "list_nonconformities", json!({})).await;
+    assert_eq!(list["result"]["items"], json!([]), "nothing was written");
+}
+
+#[tokio::test]
+async fn json_rpc_methods_results_and_errors() {
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &[]);
+    let client = Client::new();
+    let token = server.admin_token.clone();
+
+    let logged = rpc(
+        &client,
+        &server,
+        &token,
+        "log_nonconformity",
+        json!({"title": "Unreviewed merge", "description": "PR merged without review", "severity": "minor", "source": "monitoring", "controls": ["A.8.32"]}),
+    )
+    .await;
+    assert_eq!(logged["result"]["nonconformity"]["ref"], "NC-1", "{logged}");
+    let record = rpc(&client, &server, &token, "get_record", json!({"ref": "NC-1"})).await;
+    assert_eq!(record["result"]["history"][0]["actor"], "admin");
+
+    let bad = rpc(&client, &server, &token, "log_nonconformity", json!({"title": "t"})).await;
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    assert!(bad["error"]["message"].as_str().unwrap().contains("missing field"), "{bad}");
+    let missing = rpc(&client, &server, &token, "get_record", json!({"ref": "NC-99"})).await;
+    assert_eq!(missing["error"]["code"], -31004, "{missing}");
+    let unknown = rpc(&client, &server, &token, "drop_database", json!({})).await;
+    assert_eq!(unknown["error"]["code"], -32601, "{unknown}");
+    let positional = rpc(&client, &server, &token, "get_record", json!(["NC-1"])).await;
+    assert_eq!(positional["error"]["code"], -32602, "{positional}");
+    let malformed: Value = client
+        .post(server.url("/rpc"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(malformed["error"]["code"], -32700, "{malformed}");
+
+    let viewer = add_actor(&db.url, "reader", "viewer");
+    let refused = rpc(
+        &client,
+        &server,
+        &viewer,
+        "log_nonconformity",
+        json!({"title": "t", "description": "d", "severity": "minor", "source": "incident"}),
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], -31003, "{refused}");
+    let read = rpc(&client, &server, &viewer, "verify_audit_trail", json!({})).await;
+    assert_eq!(read["result"]["intact"], true, "{read}");
+}
+
+#[tokio::test]
+async fn mcp_over_http_in_both_eras() {
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &[]);
+    let client = Client::new();
+    let token = server.admin_token.clone();
+
+    // 2026-07-28: stateless, per-request _meta and the Mcp-Method / Mcp-Name headers.
+    let r = mcp_post(&client, &server, &token, "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "log_nonconformity")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "_meta": common::meta_2026(), "name": "log_nonconformity",
+            "arguments": {"title": "No MFA on admin", "description": "Admin console lacks MFA", "severity": "major", "source": "external_audit", "controls": ["A.8.5"]}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let reply = message(&r.text().await.unwrap());
+    assert_eq!(reply["result"]["structuredContent"]["nonconformity"]["ref"], "NC-1", "{reply}");
+
+    // 2025-11-25: initialize, session id, then calls in the session.
+    let r = mcp_post(&client, &server, &token, "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "tests", "version": "1"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = r.headers().get("mcp-session-id").map(|v| v.to_str().unwrap().to_owned());
+    let init = message(&r.text().await.unwrap());
+    assert_eq!(init["result"]["protocolVersion"], "2025-11-25", "{init}");
+    let with_session = |b: reqwest::RequestBuilder| match &session {
+        Some(s) => b.header("Mcp-Session-Id", s),
+        None => b,
+    };
+    let r = with_session(mcp_post(&client, &server, &token, "2025-11-25"))
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = with_session(mcp_post(&client, &server, &token, "2025-11-25"))
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "get_record", "arguments": {"ref": "NC-1"}}}))
+        .send()
+        .await
+        .unwrap();
+    let reply = message(&r.text().await.unwrap());
+    assert_eq!(reply["result"]["structuredContent"]["record"]["title"], "No MFA on admin", "{reply}");
+    let r = with_session(mcp_post(&client, &server, &token, "2025-11-25"))
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "get_record", "arguments": {"ref": "bogus"}}}))
+        .send()
+        .await
+        .unwrap();
+    let reply = message(&r.text().await.unwrap());
+    assert_eq!(reply["result"]["isError"], true, "{reply}");
+    assert!(reply["result"]["content"][0]["text"].as_str().unwrap().contains("NC-12"), "the message shows the format");
+}
