@@ -208,3 +208,31 @@ async fn mcp_over_http_in_both_eras() {
     assert_eq!(reply["result"]["isError"], true, "{reply}");
     assert!(reply["result"]["content"][0]["text"].as_str().unwrap().contains("NC-12"), "the message shows the format");
 }
+
+#[tokio::test]
+async fn the_binary_serves_from_postgresql_too() {
+    let Some(pg) = common::postgres_url() else { return };
+    let db = TestDb::postgres(&pg).await;
+    {
+        let server = HttpServer::start(&db.url, &[]);
+        let client = Client::new();
+        let token = server.admin_token.clone();
+        let logged = rpc(
+            &client,
+            &server,
+            &token,
+            "log_nonconformity",
+            json!({"title": "Restore untested", "description": "No restore test in Q3", "severity": "major", "source": "internal_audit", "controls": ["A.8.13"]}),
+        )
+        .await;
+        assert_eq!(logged["result"]["nonconformity"]["ref"], "NC-1", "{logged}");
+        let listed = rpc(&client, &server, &token, "list_nonconformities", json!({"control": "A.8.13"})).await;
+        assert_eq!(listed["result"]["items"][0]["ref"], "NC-1");
+        let record = rpc(&client, &server, &token, "get_record", json!({"ref": "NC-1"})).await;
+        assert_eq!(record["result"]["history"].as_array().unwrap().len(), 1);
+        let verified = rpc(&client, &server, &token, "verify_audit_trail", json!({})).await;
+        assert_eq!(verified["result"]["intact"], true);
+        assert_eq!(verified["result"]["entries_checked"], 2);
+    }
+    db.cleanup().await;
+}

@@ -65,9 +65,46 @@ impl std::fmt::Debug for Operation {
     }
 }
 
-/// The JSON Schema of `T`, inlined (no `$ref`), without `$schema` and `title`; the
-/// description is taken out and returned apart.
-fn schema_of<T: JsonSchema>() -> (Map<String, Value>, String) {
+/// Makes a schema cheap for an agent's context without losing constraints: a `oneOf` of
+/// string constants becomes one `enum`, null defaults and integer formats go, and (for output
+/// schemas) descriptions go too, since the input's descriptions already explain the fields.
+fn compact(value: &mut Value, keep_descriptions: bool) {
+    match value {
+        Value::Object(map) => {
+            let constants: Option<Vec<Value>> = map.get("oneOf").and_then(Value::as_array).and_then(|variants| {
+                variants.iter().map(|v| v.get("const").filter(|c| c.is_string()).cloned()).collect()
+            });
+            if let Some(constants) = constants {
+                map.remove("oneOf");
+                map.insert("type".into(), Value::String("string".into()));
+                map.insert("enum".into(), Value::Array(constants));
+            }
+            if map.get("default").is_some_and(Value::is_null) {
+                map.remove("default");
+            }
+            map.remove("format");
+            if !keep_descriptions {
+                map.remove("description");
+            }
+            for (key, child) in map.iter_mut() {
+                // `properties` maps names to schemas; a property named "description" is not one.
+                if key == "properties" {
+                    if let Value::Object(props) = child {
+                        props.values_mut().for_each(|p| compact(p, keep_descriptions));
+                    }
+                } else {
+                    compact(child, keep_descriptions);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| compact(i, keep_descriptions)),
+        _ => {}
+    }
+}
+
+/// The JSON Schema of `T`, inlined (no `$ref`), compacted, without `$schema` and `title`;
+/// the description is taken out and returned apart.
+fn schema_of<T: JsonSchema>(keep_descriptions: bool) -> (Map<String, Value>, String) {
     let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
     let schema = settings.into_generator().into_root_schema_for::<T>();
     let mut map = match schema.to_value() {
@@ -80,6 +117,9 @@ fn schema_of<T: JsonSchema>() -> (Map<String, Value>, String) {
         Some(Value::String(s)) => s,
         _ => String::new(),
     };
+    let mut value = Value::Object(map);
+    compact(&mut value, keep_descriptions);
+    let Value::Object(map) = value else { unreachable!("compacting keeps an object an object") };
     (map, description)
 }
 
@@ -92,8 +132,8 @@ impl Operation {
         F: Fn(Arc<App>, Actor, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O>> + Send + 'static,
     {
-        let (input_schema, description) = schema_of::<I>();
-        let (output_schema, _) = schema_of::<O>();
+        let (input_schema, description) = schema_of::<I>(true);
+        let (output_schema, _) = schema_of::<O>(false);
         let handler = Arc::new(handler);
         Operation {
             name,
@@ -195,6 +235,18 @@ mod tests {
             }
             assert!(!op.description.is_empty(), "{} has no description", op.name);
         }
+    }
+
+    #[test]
+    fn enums_become_plain_string_enums() {
+        let registry = Registry::new();
+        let op = registry.get("log_nonconformity").unwrap();
+        let severity = &op.input_schema["properties"]["severity"];
+        assert_eq!(severity["enum"], serde_json::json!(["major", "minor", "observation"]));
+        assert!(severity.get("oneOf").is_none());
+        assert!(severity.get("description").is_some(), "input fields keep their descriptions");
+        let status = &op.output_schema["properties"]["nonconformity"]["properties"]["status"];
+        assert!(status.get("enum").is_some() && status.get("description").is_none());
     }
 
     #[test]

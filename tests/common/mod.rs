@@ -230,3 +230,21 @@ impl Drop for HttpServer {
         let _ = self.child.wait();
     }
 }
+
+/// The Redis URL for tests (`ISMS_TEST_REDIS_URL`). Absent: the caller skips, with a notice,
+/// unless `ISMS_REQUIRE_REDIS` is set (as CI does), which makes it a failure.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("ISMS_TEST_REDIS_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(std::env::var_os("ISMS_REQUIRE_REDIS").is_none(), "ISMS_REQUIRE_REDIS is set but ISMS_TEST_REDIS_URL is not");
+            eprintln!("NOTICE: ISMS_TEST_REDIS_URL is not set; skipping the Redis suite");
+            None
+        }
+    }
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}_{}", std::process::id(), rand_suffix())
+}

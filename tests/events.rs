@@ -1,0 +1,76 @@
+//! The outbox relay against a real Redis: every write's event reaches the stream with its
+//! outbox id; with Redis unreachable, writes still succeed and the events wait.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{HttpServer, TestDb, redis_url, unique};
+use redis::AsyncCommands;
+use serde_json::{Value, json};
+
+async fn log(client: &reqwest::Client, server: &HttpServer, title: &str) -> Value {
+    client
+        .post(server.url("/rpc"))
+        .bearer_auth(&server.admin_token)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "log_nonconformity", "params": {
+            "title": title, "description": "relay test", "severity": "minor", "source": "monitoring"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+type Entry = (String, Vec<(String, String)>);
+
+#[tokio::test]
+async fn events_reach_the_redis_stream_with_their_ids() {
+    let Some(redis) = redis_url() else { return };
+    let stream = unique("isms:test:events");
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &["--redis-url", &redis, "--redis-stream", &stream]);
+    let client = reqwest::Client::new();
+    for i in 0..3 {
+        let r = log(&client, &server, &format!("event {i}")).await;
+        assert!(r["result"].is_object(), "{r}");
+    }
+    let mut conn = redis::Client::open(redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let entries: Vec<Entry> = loop {
+        let raw: redis::Value = redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+        let entries: Vec<Entry> = redis::from_redis_value(raw).unwrap();
+        if entries.len() >= 4 || Instant::now() > deadline {
+            break entries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _: () = conn.del(&stream).await.unwrap();
+    assert_eq!(entries.len(), 4, "the admin bootstrap and three nonconformities: {entries:?}");
+    let field = |e: &Entry, k: &str| e.1.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
+    let ids: Vec<i64> = entries.iter().map(|e| field(e, "id").parse().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 4], "published once each, in commit order");
+    assert_eq!(field(&entries[0], "type"), "actor.added");
+    for (i, e) in entries[1..].iter().enumerate() {
+        assert_eq!(field(e, "type"), "nonconformity.logged");
+        assert_eq!(field(e, "ref"), format!("NC-{}", i + 1));
+        let payload: Value = serde_json::from_str(&field(e, "payload")).unwrap();
+        assert_eq!(payload["title"], format!("event {i}"));
+    }
+}
+
+#[tokio::test]
+async fn writes_succeed_while_redis_is_unreachable() {
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &["--redis-url", "redis://127.0.0.1:1"]);
+    let client = reqwest::Client::new();
+    let r = log(&client, &server, "redis is down").await;
+    assert_eq!(r["result"]["nonconformity"]["ref"], "NC-1", "{r}");
+    drop(server);
+    let store = isms::store::Store::open(&db.url).await.unwrap();
+    let pending = store.pending_events(100).await.unwrap();
+    assert_eq!(pending.len(), 2, "both events wait in the outbox");
+    assert_eq!(pending[1].record_ref, "NC-1");
+    store.close().await;
+}
