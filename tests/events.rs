@@ -5,22 +5,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{HttpServer, TestDb, redis_url, unique};
+use common::{HttpServer, TestDb, redis_url, rpc, unique};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 async fn log(client: &reqwest::Client, server: &HttpServer, title: &str) -> Value {
-    client
-        .post(server.url("/rpc"))
-        .bearer_auth(&server.admin_token)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "log_nonconformity", "params": {
-            "title": title, "description": "relay test", "severity": "minor", "source": "monitoring"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let params = json!({"title": title, "description": "relay test", "severity": "minor", "source": "monitoring"});
+    rpc(client, server, &server.admin_token, "log_nonconformity", params).await
 }
 
 type Entry = (String, Vec<(String, String)>);
@@ -39,7 +30,8 @@ async fn events_reach_the_redis_stream_with_their_ids() {
     let mut conn = redis::Client::open(redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let entries: Vec<Entry> = loop {
-        let raw: redis::Value = redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+        let raw: redis::Value =
+            redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
         let entries: Vec<Entry> = redis::from_redis_value(raw).unwrap();
         if entries.len() >= 4 || Instant::now() > deadline {
             break entries;

@@ -59,6 +59,9 @@ fn tool_catalogue_matches_golden_files() {
     assert_eq!(on_disk, names, "tools/ is out of date: run ISMS_UPDATE_GOLDEN=1 cargo test --test golden");
     for (name, content) in expected {
         let actual = std::fs::read_to_string(dir.join(&name)).unwrap();
-        assert_eq!(actual, content, "tools/{name} differs from the registry: run ISMS_UPDATE_GOLDEN=1 cargo test --test golden and review the diff");
+        assert_eq!(
+            actual, content,
+            "tools/{name} differs from the registry: run ISMS_UPDATE_GOLDEN=1 cargo test --test golden and review the diff"
+        );
     }
 }

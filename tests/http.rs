@@ -3,22 +3,9 @@
 
 mod common;
 
-use common::{HttpServer, TestDb, add_actor};
+use common::{HttpServer, TestDb, add_actor, rpc};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-
-async fn rpc(client: &Client, server: &HttpServer, token: &str, method: &str, params: Value) -> Value {
-    client
-        .post(server.url("/rpc"))
-        .bearer_auth(token)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// Reads a JSON-RPC message from a JSON or SSE response body.
 fn message(body: &str) -> Value {

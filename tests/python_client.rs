@@ -10,7 +10,10 @@ fn official_python_sdk_calls_every_tool_in_both_eras_over_both_transports() {
     let python = match std::env::var("ISMS_TEST_PYTHON") {
         Ok(p) if !p.is_empty() => p,
         _ => {
-            assert!(std::env::var_os("ISMS_REQUIRE_PYTHON").is_none(), "ISMS_REQUIRE_PYTHON is set but ISMS_TEST_PYTHON is not");
+            assert!(
+                std::env::var_os("ISMS_REQUIRE_PYTHON").is_none(),
+                "ISMS_REQUIRE_PYTHON is set but ISMS_TEST_PYTHON is not"
+            );
             eprintln!("NOTICE: ISMS_TEST_PYTHON is not set; skipping the Python MCP client suite");
             return;
         }

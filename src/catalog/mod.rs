@@ -32,9 +32,10 @@ pub enum Theme {
 }
 
 /// One Annex A control with its ISO/IEC 27002:2022 attributes and mappings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Control {
     /// Reference such as `A.8.28`.
+    #[serde(rename = "ref")]
     pub reference: String,
     /// Short title.
     pub title: String,

@@ -41,51 +41,11 @@ pub struct QueryControls {
     pub limit: Option<u32>,
 }
 
-/// One Annex A control.
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct ControlView {
-    /// Reference, e.g. `A.8.28`.
-    #[serde(rename = "ref")]
-    pub reference: String,
-    /// Title.
-    pub title: String,
-    /// Theme.
-    pub theme: Theme,
-    /// New in the 2022 edition.
-    pub new_in_2022: bool,
-    /// Control types.
-    pub control_types: Vec<String>,
-    /// Information security properties.
-    pub properties: Vec<String>,
-    /// Cybersecurity concepts.
-    pub concepts: Vec<String>,
-    /// ISO 27001:2013 controls it came from.
-    pub origins_2013: Vec<String>,
-    /// Related SOC 2 common criteria.
-    pub soc2_criteria: Vec<String>,
-}
-
-impl From<&Control> for ControlView {
-    fn from(c: &Control) -> Self {
-        ControlView {
-            reference: c.reference.clone(),
-            title: c.title.clone(),
-            theme: c.theme,
-            new_in_2022: c.new_in_2022,
-            control_types: c.control_types.clone(),
-            properties: c.properties.clone(),
-            concepts: c.concepts.clone(),
-            origins_2013: c.origins_2013.clone(),
-            soc2_criteria: c.soc2_criteria.clone(),
-        }
-    }
-}
-
 /// Controls found.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ControlsFound {
     /// Matching controls, best first.
-    pub controls: Vec<ControlView>,
+    pub controls: Vec<Control>,
     /// How many matched before `limit`.
     pub total: usize,
 }
@@ -137,6 +97,6 @@ async fn query_controls(_app: Arc<App>, _actor: Actor, input: QueryControls) -> 
         ));
     }
     let total = found.len();
-    let controls = found.into_iter().take(limit as usize).map(ControlView::from).collect();
+    let controls = found.into_iter().take(limit as usize).cloned().collect();
     Ok(ControlsFound { controls, total })
 }

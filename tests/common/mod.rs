@@ -60,12 +60,12 @@ impl TestDb {
     /// Drops a PostgreSQL test database.
     pub async fn cleanup(self) {
         use sqlx::Connection;
-        if let Some((server, name)) = &self.pg {
-            if let Ok(mut admin) = sqlx::PgConnection::connect(server).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await;
-            }
+        if let Some((server, name)) = &self.pg
+            && let Ok(mut admin) = sqlx::PgConnection::connect(server).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut admin)
+                .await;
         }
     }
 }
@@ -237,7 +237,10 @@ pub fn redis_url() -> Option<String> {
     match std::env::var("ISMS_TEST_REDIS_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            assert!(std::env::var_os("ISMS_REQUIRE_REDIS").is_none(), "ISMS_REQUIRE_REDIS is set but ISMS_TEST_REDIS_URL is not");
+            assert!(
+                std::env::var_os("ISMS_REQUIRE_REDIS").is_none(),
+                "ISMS_REQUIRE_REDIS is set but ISMS_TEST_REDIS_URL is not"
+            );
             eprintln!("NOTICE: ISMS_TEST_REDIS_URL is not set; skipping the Redis suite");
             None
         }
@@ -247,4 +250,18 @@ pub fn redis_url() -> Option<String> {
 /// A name no other test run uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), rand_suffix())
+}
+
+/// One JSON-RPC call to `/rpc` with a bearer token; the reply as JSON.
+pub async fn rpc(client: &reqwest::Client, server: &HttpServer, token: &str, method: &str, params: Value) -> Value {
+    client
+        .post(server.url("/rpc"))
+        .bearer_auth(token)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .expect("POST /rpc")
+        .json()
+        .await
+        .expect("a JSON reply")
 }

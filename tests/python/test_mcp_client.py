@@ -70,33 +70,21 @@ async def exercise(client: Client, expected_version: str) -> None:
         assert tool.output_schema["type"] == "object"
         assert tool.input_schema.get("additionalProperties") is False
 
-    logged = await client.call_tool(
-        "log_nonconformity",
-        {
-            "title": "Secret found in a log file",
-            "description": "A database password appeared in worker.log",
-            "severity": "major",
-            "source": "self_report",
-            "controls": ["A.8.12", "A.5.17"],
-            "idempotency_key": f"py-{expected_version}",
-        },
-    )
+    finding = {
+        "title": "Secret found in a log file",
+        "description": "A database password appeared in worker.log",
+        "severity": "major",
+        "source": "self_report",
+        "controls": ["A.8.12", "A.5.17"],
+        "idempotency_key": f"py-{expected_version}",
+    }
+    logged = await client.call_tool("log_nonconformity", finding)
     assert not logged.is_error, logged
     ref = logged.structured_content["nonconformity"]["ref"]
     assert re.fullmatch(r"NC-\d+", ref)
     assert logged.structured_content["nonconformity"]["due_date"]
 
-    retry = await client.call_tool(
-        "log_nonconformity",
-        {
-            "title": "Secret found in a log file",
-            "description": "A database password appeared in worker.log",
-            "severity": "major",
-            "source": "self_report",
-            "controls": ["A.8.12", "A.5.17"],
-            "idempotency_key": f"py-{expected_version}",
-        },
-    )
+    retry = await client.call_tool("log_nonconformity", finding)
     assert retry.structured_content["nonconformity"]["ref"] == ref
     assert retry.structured_content["replayed"] is True
 
