@@ -18,9 +18,12 @@ pub struct Cli {
     /// Days until a major nonconformity's corrective action is due.
     #[arg(long, env = "ISMS_MAJOR_DUE_DAYS", default_value_t = 90, global = true)]
     pub major_due_days: u64,
-    /// Days until a minor nonconformity's corrective action is due (next surveillance audit).
+    /// Days until a minor nonconformity's corrective action is due, without a surveillance audit date.
     #[arg(long, env = "ISMS_MINOR_DUE_DAYS", default_value_t = 365, global = true)]
     pub minor_due_days: u64,
+    /// Date of the next surveillance audit (YYYY-MM-DD): minor nonconformities are due by then.
+    #[arg(long, env = "ISMS_NEXT_SURVEILLANCE_AUDIT", global = true)]
+    pub next_surveillance_audit: Option<chrono::NaiveDate>,
     /// Redis to publish events to (stream `isms:events`); unset: events stay in the outbox.
     #[arg(long, env = "ISMS_REDIS_URL", global = true)]
     pub redis_url: Option<String>,

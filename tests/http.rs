@@ -97,7 +97,7 @@ async fn json_rpc_methods_results_and_errors() {
         json!({"title": "Unreviewed merge", "description": "PR merged without review", "severity": "minor", "source": "monitoring", "controls": ["A.8.32"]}),
     )
     .await;
-    assert_eq!(logged["result"]["nonconformity"]["ref"], "NC-1", "{logged}");
+    assert_eq!(logged["result"]["ref"], "NC-1", "{logged}");
     let record = rpc(&client, &server, &token, "get_record", json!({"ref": "NC-1"})).await;
     assert_eq!(record["result"]["history"][0]["actor"], "admin");
 
@@ -156,7 +156,7 @@ async fn mcp_over_http_in_both_eras() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let reply = message(&r.text().await.unwrap());
-    assert_eq!(reply["result"]["structuredContent"]["nonconformity"]["ref"], "NC-1", "{reply}");
+    assert_eq!(reply["result"]["structuredContent"]["ref"], "NC-1", "{reply}");
 
     // 2025-11-25: initialize, session id, then calls in the session.
     let r = mcp_post(&client, &server, &token, "2025-11-25")
@@ -212,7 +212,7 @@ async fn the_binary_serves_from_postgresql_too() {
             json!({"title": "Restore untested", "description": "No restore test in Q3", "severity": "major", "source": "internal_audit", "controls": ["A.8.13"]}),
         )
         .await;
-        assert_eq!(logged["result"]["nonconformity"]["ref"], "NC-1", "{logged}");
+        assert_eq!(logged["result"]["ref"], "NC-1", "{logged}");
         let listed = rpc(&client, &server, &token, "list_nonconformities", json!({"control": "A.8.13"})).await;
         assert_eq!(listed["result"]["items"][0]["ref"], "NC-1");
         let record = rpc(&client, &server, &token, "get_record", json!({"ref": "NC-1"})).await;

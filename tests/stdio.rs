@@ -36,7 +36,7 @@ fn legacy_handshake_then_log_find_and_verify() {
     );
     let result = &logged["result"];
     assert_eq!(result["isError"], false);
-    assert_eq!(result["structuredContent"]["nonconformity"]["ref"], "NC-1");
+    assert_eq!(result["structuredContent"]["ref"], "NC-1");
     let text: serde_json::Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(text, result["structuredContent"], "text content is the same JSON");
 
@@ -58,7 +58,7 @@ fn stateless_2026_era_discovers_and_calls() {
     let versions = discover["result"]["supportedVersions"].to_string();
     assert!(versions.contains("2026-07-28") && versions.contains("2025-11-25"), "{discover}");
     let tools = s.request("tools/list", json!({"_meta": meta_2026()}));
-    assert_eq!(tool_names(&tools).len(), 5, "{tools}");
+    assert_eq!(tool_names(&tools).len(), isms::operations::Registry::new().all().len(), "{tools}");
     let call = s.request(
         "tools/call",
         json!({"_meta": meta_2026(), "name": "query_controls", "arguments": {"text": "secure coding"}}),
@@ -137,4 +137,35 @@ fn cli_actor_commands_and_unknown_stdio_actor() {
     let (code, _, err) = run_cli(&db.url, &["stdio"]);
     assert_ne!(code, 0);
     assert!(err.contains("--actor"), "{err}");
+}
+
+#[test]
+fn records_are_resources_and_root_cause_analysis_is_a_prompt() {
+    let db = TestDb::sqlite();
+    let mut s = StdioServer::start(&db.url, "admin");
+    s.initialize_legacy();
+    s.request(
+        "tools/call",
+        json!({"name": "log_nonconformity", "arguments": {
+            "title": "Backup restore never tested", "description": "No restore test on record for Q3",
+            "severity": "minor", "source": "internal_audit", "controls": ["A.8.13"]}}),
+    );
+    let templates = s.request("resources/templates/list", json!({}));
+    assert_eq!(templates["result"]["resourceTemplates"][0]["uriTemplate"], "isms://records/{ref}", "{templates}");
+    let read = s.request("resources/read", json!({"uri": "isms://records/NC-1"}));
+    let text = read["result"]["contents"][0]["text"].as_str().expect("text contents");
+    let record: serde_json::Value = serde_json::from_str(text).unwrap();
+    assert_eq!(record["record"]["title"], "Backup restore never tested");
+    assert_eq!(record["history"][0]["operation"], "log_nonconformity");
+    let missing = s.request("resources/read", json!({"uri": "isms://records/NC-9"}));
+    assert!(missing["error"]["message"].as_str().unwrap().contains("NC-9"), "{missing}");
+
+    let prompts = s.request("prompts/list", json!({}));
+    assert_eq!(prompts["result"]["prompts"][0]["name"], "root_cause_analysis");
+    let prompt = s.request("prompts/get", json!({"name": "root_cause_analysis", "arguments": {"ref": "NC-1"}}));
+    let text = prompt["result"]["messages"][0]["content"]["text"].as_str().expect("prompt text");
+    assert!(text.contains("Backup restore never tested") && text.contains("record_nonconformity_analysis"), "{text}");
+    assert!(text.contains("version 1"), "{text}");
+    let bad = s.request("prompts/get", json!({"name": "root_cause_analysis", "arguments": {}}));
+    assert!(bad["error"]["message"].as_str().unwrap().contains("ref"), "{bad}");
 }

@@ -3,58 +3,11 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use common::{TestDb, postgres_url};
-use isms::domain::actor::{Actor, ActorKind, ActorName, Role};
-use isms::domain::nonconformity::DuePolicy;
+use common::{Harness, TestDb, actor, postgres_url};
+use isms::domain::actor::Role;
 use isms::error::Error;
-use isms::operations::{App, Registry};
-use isms::store::Store;
+use isms::operations::Registry;
 use serde_json::{Value, json};
-
-struct Harness {
-    app: Arc<App>,
-    registry: Registry,
-    url: String,
-}
-
-fn actor(name: &str, role: Role) -> Actor {
-    Actor { name: name.into(), kind: ActorKind::Agent, role }
-}
-
-impl Harness {
-    async fn new(url: &str) -> Self {
-        let store = Store::open(url).await.expect("open store");
-        for (name, role) in [("agent-1", Role::Agent), ("julian", Role::IsmsManager), ("guest", Role::Viewer)] {
-            store.add_actor("tests", &ActorName::parse(name).unwrap(), ActorKind::Agent, role).await.unwrap();
-        }
-        Harness {
-            app: Arc::new(App { store, due: DuePolicy::default() }),
-            registry: Registry::new(),
-            url: url.to_owned(),
-        }
-    }
-
-    async fn call_as(&self, who: &Actor, tool: &str, args: Value) -> Result<Value, Error> {
-        self.registry.get(tool).expect("tool exists").call(self.app.clone(), who.clone(), args).await
-    }
-
-    async fn call(&self, tool: &str, args: Value) -> Result<Value, Error> {
-        self.call_as(&actor("agent-1", Role::Agent), tool, args).await
-    }
-
-    async fn ok(&self, tool: &str, args: Value) -> Value {
-        self.call(tool, args).await.unwrap_or_else(|e| panic!("{tool} failed: {e}"))
-    }
-
-    async fn raw(&self, sql: &str) {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&self.url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.unwrap();
-        pool.close().await;
-    }
-}
 
 fn nc(title: &str, severity: &str, controls: &[&str]) -> Value {
     json!({
@@ -67,7 +20,8 @@ fn nc(title: &str, severity: &str, controls: &[&str]) -> Value {
 }
 
 async fn suite(url: &str) {
-    let h = Harness::new(url).await;
+    let h =
+        Harness::new(url, &[("agent-1", Role::Agent), ("julian", Role::IsmsManager), ("guest", Role::Viewer)]).await;
 
     // Logging: ref, status, due date, validated and canonical controls, history.
     let logged = h
@@ -86,15 +40,15 @@ async fn suite(url: &str) {
             }),
         )
         .await;
-    let first = &logged["nonconformity"];
-    assert_eq!(first["ref"], "NC-1");
-    assert_eq!(first["status"], "corrected", "a correction given at logging is step a) done");
-    assert_eq!(first["controls"], json!(["A.8.12", "A.8.28"]));
-    assert_eq!(first["due_date"], "2099-01-31");
-    assert_eq!(first["version"], 1);
+    assert_eq!(logged["ref"], "NC-1");
+    assert_eq!(logged["status"], "corrected", "a correction given at logging is step a) done");
+    assert_eq!(logged["due_date"], "2099-01-31");
+    assert_eq!(logged["version"], 1);
+    assert_eq!(logged["next_step"], "record_nonconformity_analysis");
     assert_eq!(logged["replayed"], false);
 
     let record = h.ok("get_record", json!({"ref": "nc-1"})).await;
+    assert_eq!(record["record"]["controls"], json!(["A.8.12", "A.8.28"]));
     assert_eq!(record["kind"], "nonconformity");
     assert_eq!(record["record"]["title"], "API key printed in CI log");
     let history = record["history"].as_array().unwrap();
@@ -138,13 +92,13 @@ async fn suite(url: &str) {
     let with_key = json!({"title": "Backup not tested", "description": "No restore test this quarter", "severity": "minor", "source": "internal_audit", "controls": ["A.8.13"], "idempotency_key": "agent-1/backup-check"});
     let a = h.ok("log_nonconformity", with_key.clone()).await;
     let b = h.ok("log_nonconformity", with_key.clone()).await;
-    assert_eq!(a["nonconformity"]["ref"], b["nonconformity"]["ref"]);
+    assert_eq!(a["ref"], b["ref"]);
     assert_eq!(b["replayed"], true);
     let mut changed = with_key.clone();
     changed["title"] = json!("Something else");
     let e = h.call("log_nonconformity", changed).await.unwrap_err();
     assert!(matches!(e, Error::Rule { .. }) && e.to_string().contains("idempotency_key"), "{e}");
-    let history = h.ok("get_record", json!({"ref": a["nonconformity"]["ref"]})).await;
+    let history = h.ok("get_record", json!({"ref": a["ref"]})).await;
     assert_eq!(history["history"].as_array().unwrap().len(), 1, "the retry wrote no second entry");
 
     // More records for filters and paging.
@@ -205,7 +159,7 @@ async fn suite(url: &str) {
                 .unwrap()
                 .call(app, actor("agent-1", Role::Agent), nc(&format!("concurrent {i}"), "minor", &["A.5.1"]))
                 .await
-                .map(|v| v["nonconformity"]["ref"].as_str().unwrap().to_owned())
+                .map(|v| v["ref"].as_str().unwrap().to_owned())
         }));
     }
     let mut created = Vec::new();
@@ -237,7 +191,8 @@ async fn suite(url: &str) {
 }
 
 async fn truncation_is_found(url: &str) {
-    let h = Harness::new(url).await;
+    let h =
+        Harness::new(url, &[("agent-1", Role::Agent), ("julian", Role::IsmsManager), ("guest", Role::Viewer)]).await;
     h.ok("log_nonconformity", nc("one", "minor", &[])).await;
     h.ok("log_nonconformity", nc("two", "minor", &[])).await;
     h.raw("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)").await;

@@ -56,7 +56,12 @@ async fn bootstrap(store: &Store, listen: Option<&str>) -> anyhow::Result<()> {
 }
 
 fn shared(cli: &Cli, store: Store) -> Shared {
-    let app = App { store, due: DuePolicy { major_days: cli.major_due_days, minor_days: cli.minor_due_days } };
+    let due = DuePolicy {
+        major_days: cli.major_due_days,
+        minor_days: cli.minor_due_days,
+        next_surveillance_audit: cli.next_surveillance_audit,
+    };
+    let app = App { store, due };
     Shared::new(Arc::new(app), Arc::new(Registry::new()))
 }
 

@@ -3,8 +3,11 @@
 //! `isError` results an agent can read; an unknown tool is a protocol error.
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
+    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListToolsResult,
+    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, ResourceContents, ResourceTemplate, Role as MessageRole, ServerCapabilities, ServerConfig,
+    Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -13,6 +16,7 @@ use serde_json::Value;
 use super::Shared;
 use crate::domain::actor::Actor;
 use crate::error::Error;
+use crate::operations::resources;
 
 const INSTRUCTIONS: &str = "System of record of an ISO/IEC 27001:2022 ISMS. Log what breaks a requirement with \
 log_nonconformity; look records up with get_record; find the Annex A controls that bear on your work with \
@@ -49,6 +53,20 @@ impl McpServer {
     }
 }
 
+/// A domain error where the protocol has no `isError` (resources, prompts): bad input is
+/// "invalid params", a missing record "resource not found", anything else internal.
+fn protocol_error(e: &Error) -> McpError {
+    match e {
+        Error::Invalid { .. } => McpError::invalid_params(e.to_string(), None),
+        Error::NotFound { .. } => McpError::resource_not_found(e.to_string(), None),
+        Error::Internal(detail) => {
+            tracing::error!(%detail, "internal error reading a resource or prompt");
+            McpError::internal_error("internal error: the server logged the details", None)
+        }
+        other => McpError::invalid_request(other.to_string(), None),
+    }
+}
+
 /// The `isError` result for a failed operation; internal details stay in the log.
 pub fn error_result(e: &Error) -> CallToolResult {
     let message = match e {
@@ -63,7 +81,7 @@ pub fn error_result(e: &Error) -> CallToolResult {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_resources().enable_prompts().build())
             .with_server_info(Implementation::new("isms", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
     }
@@ -75,6 +93,66 @@ impl ServerHandler for McpServer {
     ) -> Result<ListToolsResult, McpError> {
         let actor = self.actor(&ctx)?;
         Ok(ListToolsResult::with_all_items(self.shared.tools_for(&actor).to_vec()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        self.actor(&ctx)?;
+        let template = ResourceTemplate::new(resources::RECORD_TEMPLATE, "record")
+            .with_description("Any record (NC-12, CA-7, ...) with its history, as JSON")
+            .with_mime_type("application/json");
+        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        self.actor(&ctx)?;
+        let text = resources::read(&self.shared.app, &request.uri).await.map_err(|e| protocol_error(&e))?;
+        let contents = ResourceContents::text(text, request.uri).with_mime_type("application/json");
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        self.actor(&ctx)?;
+        let prompt = Prompt::new(
+            resources::ROOT_CAUSE_PROMPT,
+            Some(
+                "Walks through the 10.2 b) root-cause analysis of a nonconformity, ending in record_nonconformity_analysis",
+            ),
+            Some(vec![PromptArgument::new("ref").with_description("Nonconformity, e.g. NC-12").with_required(true)]),
+        );
+        Ok(ListPromptsResult::with_all_items(vec![prompt]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        self.actor(&ctx)?;
+        if request.name != resources::ROOT_CAUSE_PROMPT {
+            return Err(McpError::invalid_params(format!("unknown prompt `{}`", request.name), None));
+        }
+        let reference = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("ref"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| McpError::invalid_params("argument `ref` (e.g. NC-12) is required", None))?;
+        let text = resources::root_cause_prompt(&self.shared.app, reference).await.map_err(|e| protocol_error(&e))?;
+        let result = GetPromptResult::new(vec![PromptMessage::new_text(MessageRole::User, text)])
+            .with_description(format!("Root-cause analysis of {reference}"));
+        Ok(result.into())
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

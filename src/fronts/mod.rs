@@ -33,6 +33,7 @@ pub fn tool_of(op: &Operation) -> Tool {
         Effect::Create => {
             ToolAnnotations::new().read_only(false).destructive(false).idempotent(false).open_world(false)
         }
+        Effect::Update => ToolAnnotations::new().read_only(false).destructive(true).idempotent(false).open_world(false),
     };
     Tool::new_with_raw(op.name, Some(op.description.clone().into()), op.input_schema.clone())
         .with_raw_output_schema(op.output_schema.clone())

@@ -3,8 +3,10 @@
 //! JSON-RPC method and CLI.
 
 mod controls;
+mod corrective_action;
 mod nonconformities;
 mod records;
+pub mod resources;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,6 +40,8 @@ pub enum Effect {
     Read,
     /// Creates a record; an idempotency key makes retries safe.
     Create,
+    /// Changes a record read at a given version (a stale version is refused).
+    Update,
 }
 
 type Handler = Arc<dyn Fn(Arc<App>, Actor, Value) -> BoxFuture<'static, Result<Value>> + Send + Sync>;
@@ -192,10 +196,15 @@ impl Default for Registry {
 impl Registry {
     /// The registry of all operations, in catalogue order.
     pub fn new() -> Self {
-        let operations: Vec<Operation> = [records::operations(), nonconformities::operations(), controls::operations()]
-            .into_iter()
-            .flatten()
-            .collect();
+        let operations: Vec<Operation> = [
+            records::operations(),
+            nonconformities::operations(),
+            corrective_action::operations(),
+            controls::operations(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let by_name = operations.iter().enumerate().map(|(i, op)| (op.name, i)).collect();
         Registry { operations, by_name }
     }
@@ -245,7 +254,7 @@ mod tests {
         assert_eq!(severity["enum"], serde_json::json!(["major", "minor", "observation"]));
         assert!(severity.get("oneOf").is_none());
         assert!(severity.get("description").is_some(), "input fields keep their descriptions");
-        let status = &op.output_schema["properties"]["nonconformity"]["properties"]["status"];
+        let status = &op.output_schema["properties"]["status"];
         assert!(status.get("enum").is_some() && status.get("description").is_none());
     }
 

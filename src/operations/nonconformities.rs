@@ -11,10 +11,12 @@ use crate::domain::access::Access;
 use crate::domain::actor::Actor;
 use crate::domain::nonconformity::{NcStatus, NewNonconformity, Nonconformity, Severity, Source};
 use crate::domain::references::{ClauseRef, ControlRef, RecordKind, RecordRef};
+use crate::domain::similarity::{Profile, Similar, similar};
 use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
 use crate::domain::time::parse_date;
+use crate::domain::time::stamp;
 use crate::error::{Error, Result};
-use crate::store::{Change, Claim, NcFilter};
+use crate::store::{Change, Claim, NcFilter, Write};
 
 pub(super) fn operations() -> Vec<Operation> {
     vec![
@@ -23,7 +25,7 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Log a nonconformity (ISO 27001 10.2): a requirement, policy or control not met. Returns its ref (NC-n), status and due date.
+/// Log a nonconformity (ISO 27001 10.2): a requirement, policy or control not met. Returns its ref (NC-n), status, due date, similar earlier ones and the next step.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogNonconformity {
@@ -61,10 +63,38 @@ pub struct LogNonconformity {
 /// The nonconformity logged.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct NonconformityLogged {
-    /// The record as stored.
-    pub nonconformity: Nonconformity,
+    /// Reference, e.g. `NC-12`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Status: `open`, or `corrected` when a correction came with it.
+    pub status: NcStatus,
+    /// Version: send it with the next step.
+    pub version: i64,
+    /// When corrective action is due.
+    pub due_date: Option<String>,
+    /// The tool for the next step.
+    pub next_step: Option<String>,
+    /// Similar earlier nonconformities; the analysis must confirm or dismiss each.
+    pub similar: Vec<Similar>,
+    /// Closed nonconformities on the same controls in the last 12 months: this is a recurrence.
+    pub recurrence_of: Vec<String>,
     /// True when this answers a retry with the same idempotency key.
     pub replayed: bool,
+}
+
+impl NonconformityLogged {
+    fn of(nc: Nonconformity, replayed: bool) -> Self {
+        NonconformityLogged {
+            reference: nc.reference,
+            status: nc.status,
+            version: nc.version,
+            due_date: nc.due_date,
+            next_step: nc.next_step,
+            similar: nc.similar,
+            recurrence_of: nc.recurrence_of,
+            replayed,
+        }
+    }
 }
 
 fn validate(input: &LogNonconformity, app: &App, today: chrono::NaiveDate) -> Result<NewNonconformity> {
@@ -113,9 +143,26 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
             .nonconformity(r.number, today)
             .await?
             .ok_or_else(|| Error::Internal(format!("idempotency key points at missing {reference}")))?;
-        return Ok(NonconformityLogged { nonconformity, replayed: true });
+        return Ok(NonconformityLogged::of(nonconformity, true));
     }
-    let nonconformity = w.insert_nonconformity(&actor.name, &nc).await?;
+    let controls: Vec<String> = nc.controls.iter().map(|c| c.as_str().to_owned()).collect();
+    let clauses: Vec<String> = nc.clauses.iter().map(|c| c.as_str().to_owned()).collect();
+    let pool = w.similarity_pool(&controls, SIMILARITY_POOL).await?;
+    let this = Profile {
+        reference: "",
+        text: format!("{} {}", nc.title, nc.description),
+        controls: &controls,
+        clauses: &clauses,
+    };
+    let similar = similar_among(&this, &pool);
+    let cutoff = stamp(w.now() - chrono::Duration::days(365));
+    let recurrence_of: Vec<String> = pool
+        .iter()
+        .filter(|p| p.status == NcStatus::Closed && p.closed_at.as_deref().is_some_and(|c| c >= cutoff.as_str()))
+        .filter(|p| p.controls.iter().any(|c| controls.contains(c)))
+        .map(|p| p.reference.clone())
+        .collect();
+    let nonconformity = w.insert_nonconformity(&actor.name, &nc, &similar, &recurrence_of).await?;
     let reference = RecordRef::parse("ref", &nonconformity.reference)?;
     let detail = serde_json::to_value(&nonconformity).map_err(|e| Error::Internal(e.to_string()))?;
     w.record(Change {
@@ -130,7 +177,40 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
         w.complete_idempotency(&actor.name, OP, key, reference).await?;
     }
     w.commit().await?;
-    Ok(NonconformityLogged { nonconformity, replayed: false })
+    Ok(NonconformityLogged::of(nonconformity, false))
+}
+
+/// How many earlier nonconformities (per criterion) are compared with one being handled.
+const SIMILARITY_POOL: i64 = 500;
+/// How many similar nonconformities are proposed.
+const SIMILAR_SHOWN: usize = 10;
+
+/// The profile similarity is judged on.
+pub(super) fn profile(nc: &Nonconformity) -> Profile<'_> {
+    Profile {
+        reference: &nc.reference,
+        text: format!("{} {}", nc.title, nc.description),
+        controls: &nc.controls,
+        clauses: &nc.clauses,
+    }
+}
+
+/// The nonconformities of `pool` similar to `this`.
+pub(super) fn similar_among(this: &Profile<'_>, pool: &[Nonconformity]) -> Vec<Similar> {
+    let others: Vec<Profile<'_>> = pool.iter().map(profile).collect();
+    similar(this, &others, SIMILAR_SHOWN)
+}
+
+/// The candidates the analyst of `nc` must confirm or dismiss (10.2 b), read in a write.
+pub(super) async fn similar_candidates(w: &mut Write, nc: &Nonconformity) -> Result<Vec<Similar>> {
+    let pool = w.similarity_pool(&nc.controls, SIMILARITY_POOL).await?;
+    Ok(similar_among(&profile(nc), &pool))
+}
+
+/// The same candidates, for reads outside a write.
+pub(crate) async fn similar_candidates_now(app: &App, nc: &Nonconformity) -> Result<Vec<Similar>> {
+    let pool = app.store.similarity_pool(&nc.controls, SIMILARITY_POOL, Utc::now().date_naive()).await?;
+    Ok(similar_among(&profile(nc), &pool))
 }
 
 /// Most items one page of a list returns.
@@ -152,9 +232,12 @@ pub struct ListNonconformities {
     /// Only those citing this Annex A control, e.g. "A.8.28".
     #[serde(default)]
     pub control: Option<String>,
-    /// Only open ones past their due date.
+    /// Only open ones past their due date or with an action past due.
     #[serde(default)]
     pub overdue: bool,
+    /// Only those whose actions are done, awaiting review_effectiveness.
+    #[serde(default)]
+    pub awaiting_review: bool,
     /// Text in title or description (case-insensitive).
     #[serde(default)]
     pub text: Option<String>,
@@ -180,6 +263,8 @@ pub struct NonconformitySummary {
     pub source: Source,
     /// Where it stands in 10.2.
     pub status: NcStatus,
+    /// The tool for the next step; absent once closed.
+    pub next_step: Option<String>,
     /// Annex A controls cited.
     pub controls: Vec<String>,
     /// Due date of corrective action.
@@ -225,6 +310,7 @@ async fn list_nonconformities(app: Arc<App>, _actor: Actor, input: ListNonconfor
         source: input.source,
         control: input.control.as_deref().map(|c| ControlRef::parse("control", c)).transpose()?,
         overdue: input.overdue,
+        awaiting_review: input.awaiting_review,
         text: text::optional("text", input.text.as_deref(), MAX_TITLE)?,
         before,
         limit: i64::from(limit) + 1,
@@ -242,6 +328,7 @@ async fn list_nonconformities(app: Arc<App>, _actor: Actor, input: ListNonconfor
             severity: n.severity,
             source: n.source,
             status: n.status,
+            next_step: n.next_step,
             controls: n.controls,
             due_date: n.due_date,
             overdue: n.overdue,

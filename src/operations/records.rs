@@ -44,7 +44,7 @@ pub struct RecordWithHistory {
 }
 
 /// Loads the current state of a record as a JSON object, if it exists.
-pub(crate) async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
     let value = match r.kind {
         RecordKind::Nonconformity => app
             .store
@@ -53,11 +53,14 @@ pub(crate) async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::CorrectiveAction
-        | RecordKind::ChangeRequest
-        | RecordKind::Risk
-        | RecordKind::Audit
-        | RecordKind::ManagementReview => None,
+        RecordKind::CorrectiveAction => app
+            .store
+            .corrective_action(r.number, Utc::now().date_naive())
+            .await?
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        RecordKind::ChangeRequest | RecordKind::Risk | RecordKind::Audit | RecordKind::ManagementReview => None,
     };
     Ok(value.and_then(|v| match v {
         serde_json::Value::Object(m) => Some(m),
@@ -66,8 +69,12 @@ pub(crate) async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_
 }
 
 async fn get_record(app: Arc<App>, _actor: Actor, input: GetRecord) -> Result<RecordWithHistory> {
-    let r = RecordRef::parse("ref", &input.reference)?;
-    let record = load_record(&app, r).await?.ok_or_else(|| {
+    record_with_history(&app, RecordRef::parse("ref", &input.reference)?).await
+}
+
+/// A record with its history, as `get_record` and the `isms://records/{ref}` resource serve it.
+pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<RecordWithHistory> {
+    let record = load_record(app, r).await?.ok_or_else(|| {
         Error::not_found(
             r.to_string(),
             format!("check the reference; {} records are numbered from 1 in the order logged", r.kind.prefix()),

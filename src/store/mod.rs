@@ -11,7 +11,7 @@ mod outbox;
 
 pub use actors::TokenIssued;
 pub use audit::{AuditEntry, ChainReport};
-pub use nonconformities::NcFilter;
+pub use nonconformities::{NcFilter, NcUpdate};
 pub use outbox::OutboxEvent;
 
 use std::path::Path;

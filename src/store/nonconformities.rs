@@ -1,17 +1,25 @@
-//! Nonconformity rows.
+//! Nonconformity rows, their corrective actions and effectiveness reviews.
 
 use chrono::NaiveDate;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::{Arg, Store, Write, query_with};
-use crate::domain::nonconformity::{NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue};
+use crate::domain::corrective_action::{CaStatus, CorrectiveAction};
+use crate::domain::nonconformity::{
+    Analysis, EffectivenessReview, NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue,
+};
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
+use crate::domain::similarity::Similar;
 use crate::domain::time::{date, stamp};
 use crate::error::{Error, Result};
 
-const COLUMNS: &str = "number, title, description, severity, source, status, clauses, controls, detected_in, evidence, \
-                       correction, due_date, version, created_at, created_by, updated_at, updated_by";
+const NC_COLUMNS: &str = "number, title, description, severity, source, status, clauses, controls, detected_in, \
+    evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, consequences, \
+    similar_at_logging, recurrence_of, analysis, round, isms_changes, closed_at, closed_by";
+
+const CA_COLUMNS: &str = "number, nc, round, description, owner, due_date, status, progress, evidence, version, \
+    created_at, created_by, updated_at, updated_by";
 
 /// What `list_nonconformities` narrows by; every set field must match.
 #[derive(Debug, Clone)]
@@ -24,8 +32,10 @@ pub struct NcFilter {
     pub source: Option<Source>,
     /// A control the nonconformity cites.
     pub control: Option<ControlRef>,
-    /// Only overdue ones.
+    /// Only overdue ones (the nonconformity or one of its actions).
     pub overdue: bool,
+    /// Only those whose actions are done and await an effectiveness review.
+    pub awaiting_review: bool,
     /// Text in the title or description (case-insensitive).
     pub text: Option<String>,
     /// Only numbers below this (the cursor).
@@ -36,37 +46,147 @@ pub struct NcFilter {
     pub today: NaiveDate,
 }
 
-fn json_list(field: &str, raw: &str) -> Result<Vec<String>> {
+/// The changes of a 10.2 step to a nonconformity row.
+#[derive(Debug, Clone, Default)]
+pub struct NcUpdate {
+    /// New status.
+    pub status: Option<NcStatus>,
+    /// Correction (10.2 a), when given with the analysis.
+    pub correction: Option<String>,
+    /// Consequences (10.2 a).
+    pub consequences: Option<String>,
+    /// The analysis (10.2 b).
+    pub analysis: Option<Analysis>,
+    /// Next round of action after an ineffective review.
+    pub round: Option<i64>,
+    /// ISMS changes, at closing (10.2 e).
+    pub isms_changes: Option<String>,
+    /// Closing.
+    pub closed: bool,
+}
+
+fn json_list<T: serde::de::DeserializeOwned>(field: &str, raw: &str) -> Result<Vec<T>> {
     serde_json::from_str(raw).map_err(|e| Error::Internal(format!("stored {field} is not a JSON list: {e}")))
 }
 
-fn from_row(r: &AnyRow, today: NaiveDate) -> Result<Nonconformity> {
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn parse_day(raw: Option<&str>) -> Option<NaiveDate> {
+    raw.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+fn nc_from_row(r: &AnyRow, today: NaiveDate) -> Result<Nonconformity> {
     let number: i64 = r.try_get(0)?;
-    let severity: String = r.try_get(3)?;
-    let source: String = r.try_get(4)?;
     let status: NcStatus = r.try_get::<String, _>(5)?.parse()?;
     let due_date: Option<String> = r.try_get(11)?;
-    let due = due_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    Ok(Nonconformity {
+    let analysis: Option<String> = r.try_get(20)?;
+    let analysis: Option<Analysis> = analysis
+        .map(|a| serde_json::from_str(&a).map_err(|e| Error::Internal(format!("stored analysis: {e}"))))
+        .transpose()?;
+    let mut nc = Nonconformity {
         reference: RecordRef::new(RecordKind::Nonconformity, number).to_string(),
         title: r.try_get(1)?,
         description: r.try_get(2)?,
-        severity: severity.parse()?,
-        source: source.parse()?,
+        severity: r.try_get::<String, _>(3)?.parse()?,
+        source: r.try_get::<String, _>(4)?.parse()?,
         status,
+        next_step: None,
         clauses: json_list("clauses", &r.try_get::<String, _>(6)?)?,
         controls: json_list("controls", &r.try_get::<String, _>(7)?)?,
         detected_in: r.try_get(8)?,
         evidence: json_list("evidence", &r.try_get::<String, _>(9)?)?,
         correction: r.try_get(10)?,
-        overdue: is_overdue(status, due, today),
+        overdue: is_overdue(status, parse_day(due_date.as_deref()), today),
         due_date,
         version: r.try_get(12)?,
         created_at: r.try_get(13)?,
         created_by: r.try_get(14)?,
         updated_at: r.try_get(15)?,
         updated_by: r.try_get(16)?,
+        consequences: r.try_get(17)?,
+        similar: json_list::<Similar>("similar", &r.try_get::<String, _>(18)?)?,
+        recurrence_of: json_list("recurrence_of", &r.try_get::<String, _>(19)?)?,
+        analysis,
+        actions: Vec::new(),
+        reviews: Vec::new(),
+        round: r.try_get(21)?,
+        isms_changes: r.try_get(22)?,
+        closed_at: r.try_get(23)?,
+        closed_by: r.try_get(24)?,
+    };
+    nc.next_step = nc.gate().next_step().map(str::to_owned);
+    Ok(nc)
+}
+
+fn ca_from_row(r: &AnyRow, nc_open: bool, today: NaiveDate) -> Result<CorrectiveAction> {
+    let status: CaStatus = r.try_get::<String, _>(6)?.parse()?;
+    let due_date: String = r.try_get(5)?;
+    Ok(CorrectiveAction {
+        reference: RecordRef::new(RecordKind::CorrectiveAction, r.try_get(0)?).to_string(),
+        nonconformity: RecordRef::new(RecordKind::Nonconformity, r.try_get(1)?).to_string(),
+        round: r.try_get(2)?,
+        description: r.try_get(3)?,
+        owner: r.try_get(4)?,
+        overdue: nc_open && status != CaStatus::Done && parse_day(Some(&due_date)).is_some_and(|d| d < today),
+        due_date,
+        status,
+        progress: r.try_get(7)?,
+        evidence: json_list("evidence", &r.try_get::<String, _>(8)?)?,
+        version: r.try_get(9)?,
+        created_at: r.try_get(10)?,
+        created_by: r.try_get(11)?,
+        updated_at: r.try_get(12)?,
+        updated_by: r.try_get(13)?,
     })
+}
+
+/// Loads a nonconformity with its actions and reviews through one connection (a pool
+/// connection for reads, the write's transaction for a read-decide-write).
+async fn load_nc(conn: &mut AnyConnection, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
+    let sql = format!("SELECT {NC_COLUMNS} FROM nonconformities WHERE number = $1");
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let mut nc = nc_from_row(&row, today)?;
+    let sql = format!("SELECT {CA_COLUMNS} FROM corrective_actions WHERE nc = $1 ORDER BY number");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_all(&mut *conn).await?;
+    let open = nc.status.is_open();
+    nc.actions = rows.iter().map(|r| ca_from_row(r, open, today)).collect::<Result<_>>()?;
+    nc.overdue = nc.overdue || nc.actions.iter().any(|a| a.overdue);
+    let rows = sqlx::query(
+        "SELECT round, result, evidence, notes, reviewer, at FROM effectiveness_reviews WHERE nc = $1 ORDER BY id",
+    )
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?;
+    nc.reviews = rows
+        .iter()
+        .map(|r| {
+            Ok(EffectivenessReview {
+                round: r.try_get(0)?,
+                result: r.try_get::<String, _>(1)?.parse()?,
+                evidence: json_list("evidence", &r.try_get::<String, _>(2)?)?,
+                notes: r.try_get(3)?,
+                reviewer: r.try_get(4)?,
+                at: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(Some(nc))
+}
+
+async fn load_ca(conn: &mut AnyConnection, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
+    let sql = format!(
+        "SELECT {}, n.status FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc WHERE ca.number = $1",
+        CA_COLUMNS.split(", ").map(|c| format!("ca.{c}")).collect::<Vec<_>>().join(", ")
+    );
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let nc_status: NcStatus = row.try_get::<String, _>(14)?.parse()?;
+    ca_from_row(&row, nc_status.is_open(), today).map(Some)
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
@@ -83,33 +203,63 @@ fn like_pattern(text: &str) -> String {
     p
 }
 
+/// Fails with a conflict (or not found) when an update matched no row at `expected`.
+async fn check_updated(
+    conn: &mut AnyConnection,
+    affected: u64,
+    table: &'static str,
+    reference: RecordRef,
+    expected: i64,
+) -> Result<()> {
+    if affected == 1 {
+        return Ok(());
+    }
+    let sql = format!("SELECT version FROM {table} WHERE number = $1");
+    let current: Option<i64> =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(reference.number).fetch_optional(conn).await?;
+    match current {
+        Some(current) => Err(Error::Conflict { reference: reference.to_string(), expected, current }),
+        None => Err(Error::not_found(reference.to_string(), "check the reference")),
+    }
+}
+
 impl Write {
     /// Inserts a new nonconformity with the next `NC-n` number.
-    pub async fn insert_nonconformity(&mut self, actor: &str, nc: &NewNonconformity) -> Result<Nonconformity> {
+    pub async fn insert_nonconformity(
+        &mut self,
+        actor: &str,
+        nc: &NewNonconformity,
+        similar: &[Similar],
+        recurrence_of: &[String],
+    ) -> Result<Nonconformity> {
         let number = self.next_number(RecordKind::Nonconformity).await?;
         let now = stamp(self.now());
         let clauses: Vec<&str> = nc.clauses.iter().map(|c| c.as_str()).collect();
         let controls: Vec<&str> = nc.controls.iter().map(|c| c.as_str()).collect();
-        let sql = format!(
-            "INSERT INTO nonconformities ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $13, $14) RETURNING {COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(number)
-            .bind(&nc.title)
-            .bind(&nc.description)
-            .bind(nc.severity.as_str())
-            .bind(nc.source.as_str())
-            .bind(nc.initial_status().as_str())
-            .bind(serde_json::to_string(&clauses).map_err(|e| Error::Internal(e.to_string()))?)
-            .bind(serde_json::to_string(&controls).map_err(|e| Error::Internal(e.to_string()))?)
-            .bind(nc.detected_in.as_deref())
-            .bind(serde_json::to_string(&nc.evidence).map_err(|e| Error::Internal(e.to_string()))?)
-            .bind(nc.correction.as_deref())
-            .bind(nc.due_date.map(date))
-            .bind(&now)
-            .bind(actor)
-            .fetch_one(&mut **self.tx())
-            .await?;
+        sqlx::query(
+            "INSERT INTO nonconformities (number, title, description, severity, source, status, clauses, controls, \
+             detected_in, evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, \
+             similar_at_logging, recurrence_of) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $13, $14, $15, $16)",
+        )
+        .bind(number)
+        .bind(&nc.title)
+        .bind(&nc.description)
+        .bind(nc.severity.as_str())
+        .bind(nc.source.as_str())
+        .bind(nc.initial_status().as_str())
+        .bind(to_json(&clauses)?)
+        .bind(to_json(&controls)?)
+        .bind(nc.detected_in.as_deref())
+        .bind(to_json(&nc.evidence)?)
+        .bind(nc.correction.as_deref())
+        .bind(nc.due_date.map(date))
+        .bind(&now)
+        .bind(actor)
+        .bind(to_json(&similar)?)
+        .bind(to_json(&recurrence_of)?)
+        .execute(&mut **self.tx())
+        .await?;
         for control in &controls {
             sqlx::query("INSERT INTO nc_controls (control, nc) VALUES ($1, $2)")
                 .bind(*control)
@@ -117,26 +267,204 @@ impl Write {
                 .execute(&mut **self.tx())
                 .await?;
         }
-        from_row(&row, self.now().date_naive())
+        self.nonconformity(number).await?.ok_or_else(|| Error::Internal(format!("NC-{number} vanished")))
+    }
+
+    /// A nonconformity read inside this write, for deciding on it.
+    pub async fn nonconformity(&mut self, number: i64) -> Result<Option<Nonconformity>> {
+        let today = self.now().date_naive();
+        load_nc(self.tx(), number, today).await
+    }
+
+    /// A corrective action read inside this write.
+    pub async fn corrective_action(&mut self, number: i64) -> Result<Option<CorrectiveAction>> {
+        let today = self.now().date_naive();
+        load_ca(self.tx(), number, today).await
+    }
+
+    /// Applies a 10.2 step to a nonconformity read at version `expected`.
+    pub async fn update_nonconformity(&mut self, actor: &str, number: i64, expected: i64, u: &NcUpdate) -> Result<()> {
+        let now = stamp(self.now());
+        let analysis = u.analysis.as_ref().map(to_json).transpose()?;
+        let action_needed = u.analysis.as_ref().map(|a| i64::from(a.action_needed));
+        let affected = sqlx::query(
+            "UPDATE nonconformities SET \
+               status = COALESCE($1, status), correction = COALESCE($2, correction), \
+               consequences = COALESCE($3, consequences), analysis = COALESCE($4, analysis), \
+               action_needed = COALESCE($5, action_needed), round = COALESCE($6, round), \
+               isms_changes = COALESCE($7, isms_changes), closed_at = COALESCE($8, closed_at), \
+               closed_by = COALESCE($9, closed_by), \
+               version = version + 1, updated_at = $10, updated_by = $11 \
+             WHERE number = $12 AND version = $13",
+        )
+        .bind(u.status.map(NcStatus::as_str))
+        .bind(u.correction.as_deref())
+        .bind(u.consequences.as_deref())
+        .bind(analysis)
+        .bind(action_needed)
+        .bind(u.round)
+        .bind(u.isms_changes.as_deref())
+        .bind(u.closed.then_some(now.as_str()))
+        .bind(u.closed.then_some(actor))
+        .bind(&now)
+        .bind(actor)
+        .bind(number)
+        .bind(expected)
+        .execute(&mut **self.tx())
+        .await?
+        .rows_affected();
+        let r = RecordRef::new(RecordKind::Nonconformity, number);
+        check_updated(self.tx(), affected, "nonconformities", r, expected).await
+    }
+
+    /// Inserts a corrective action with the next `CA-n` number.
+    pub async fn insert_corrective_action(
+        &mut self,
+        actor: &str,
+        nc: &Nonconformity,
+        description: &str,
+        owner: &str,
+        due_date: NaiveDate,
+    ) -> Result<CorrectiveAction> {
+        let number = self.next_number(RecordKind::CorrectiveAction).await?;
+        let nc_number = RecordRef::parse("ref", &nc.reference)?.number;
+        let now = stamp(self.now());
+        sqlx::query(
+            "INSERT INTO corrective_actions (number, nc, round, description, owner, due_date, status, evidence, \
+             version, created_at, created_by, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'planned', '[]', 1, $7, $8, $7, $8)",
+        )
+        .bind(number)
+        .bind(nc_number)
+        .bind(nc.round)
+        .bind(description)
+        .bind(owner)
+        .bind(date(due_date))
+        .bind(&now)
+        .bind(actor)
+        .execute(&mut **self.tx())
+        .await?;
+        self.corrective_action(number).await?.ok_or_else(|| Error::Internal(format!("CA-{number} vanished")))
+    }
+
+    /// Records progress on a corrective action read at version `expected`.
+    pub async fn update_corrective_action(
+        &mut self,
+        actor: &str,
+        number: i64,
+        expected: i64,
+        status: CaStatus,
+        progress: Option<&str>,
+        evidence: &[String],
+    ) -> Result<()> {
+        let now = stamp(self.now());
+        let affected = sqlx::query(
+            "UPDATE corrective_actions SET status = $1, progress = COALESCE($2, progress), evidence = $3, \
+             version = version + 1, updated_at = $4, updated_by = $5 WHERE number = $6 AND version = $7",
+        )
+        .bind(status.as_str())
+        .bind(progress)
+        .bind(to_json(&evidence)?)
+        .bind(&now)
+        .bind(actor)
+        .bind(number)
+        .bind(expected)
+        .execute(&mut **self.tx())
+        .await?
+        .rows_affected();
+        let r = RecordRef::new(RecordKind::CorrectiveAction, number);
+        check_updated(self.tx(), affected, "corrective_actions", r, expected).await
+    }
+
+    /// Stores an effectiveness review.
+    pub async fn insert_review(&mut self, nc: i64, review: &EffectivenessReview) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO effectiveness_reviews (nc, round, result, evidence, notes, reviewer, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(nc)
+        .bind(review.round)
+        .bind(review.result.as_str())
+        .bind(to_json(&review.evidence)?)
+        .bind(&review.notes)
+        .bind(&review.reviewer)
+        .bind(&review.at)
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(())
+    }
+
+    /// Nonconformities to compare with, read inside this write.
+    pub async fn similarity_pool(&mut self, controls: &[String], limit: i64) -> Result<Vec<Nonconformity>> {
+        let today = self.now().date_naive();
+        similarity_pool(self.tx(), controls, limit, today).await
     }
 }
 
+/// Nonconformities to compare a new or analysed one with: up to `limit` sharing a control
+/// and up to `limit` of the most recent (for similar text), newest first, each once; without
+/// actions and reviews.
+async fn similarity_pool(
+    conn: &mut AnyConnection,
+    controls: &[String],
+    limit: i64,
+    today: NaiveDate,
+) -> Result<Vec<Nonconformity>> {
+    let mut rows = Vec::new();
+    if !controls.is_empty() {
+        let mut args: Vec<Arg> = controls.iter().map(|c| Arg::Text(c.clone())).collect();
+        let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        args.push(Arg::Int(limit));
+        let sql = format!(
+            "SELECT {NC_COLUMNS} FROM nonconformities WHERE number IN \
+             (SELECT nc FROM nc_controls WHERE control IN ({})) ORDER BY number DESC LIMIT ${}",
+            placeholders.join(", "),
+            args.len()
+        );
+        rows.extend(query_with(sql, args).fetch_all(&mut *conn).await?);
+    }
+    let sql = format!("SELECT {NC_COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1");
+    rows.extend(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&mut *conn).await?);
+    let mut pool: Vec<Nonconformity> = rows.iter().map(|r| nc_from_row(r, today)).collect::<Result<_>>()?;
+    let mut seen = std::collections::HashSet::new();
+    pool.retain(|n| seen.insert(n.reference.clone()));
+    Ok(pool)
+}
+
 impl Store {
-    /// The nonconformity with this number, if any.
-    pub async fn nonconformity(&self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
-        let sql = format!("SELECT {COLUMNS} FROM nonconformities WHERE number = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(self.pool()).await?;
-        row.as_ref().map(|r| from_row(r, today)).transpose()
+    /// Nonconformities to compare with (see [`Write::similarity_pool`]), for reads.
+    pub async fn similarity_pool(
+        &self,
+        controls: &[String],
+        limit: i64,
+        today: NaiveDate,
+    ) -> Result<Vec<Nonconformity>> {
+        let mut conn = self.pool().acquire().await?;
+        similarity_pool(&mut conn, controls, limit, today).await
     }
 
-    /// Nonconformities matching `filter`, newest first, at most `filter.limit`.
+    /// The nonconformity with this number, with its actions and reviews, if any.
+    pub async fn nonconformity(&self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
+        let mut conn = self.pool().acquire().await?;
+        load_nc(&mut conn, number, today).await
+    }
+
+    /// The corrective action with this number, if any.
+    pub async fn corrective_action(&self, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
+        let mut conn = self.pool().acquire().await?;
+        load_ca(&mut conn, number, today).await
+    }
+
+    /// Nonconformities matching `filter`, newest first, at most `filter.limit`; without
+    /// actions and reviews, but `overdue` counts overdue actions too.
     pub async fn nonconformities(&self, filter: &NcFilter) -> Result<Vec<Nonconformity>> {
         let mut conditions: Vec<String> = Vec::new();
-        let mut args: Vec<Arg> = Vec::new();
+        let mut args: Vec<Arg> = vec![Arg::Text(date(filter.today))];
         let bind = |args: &mut Vec<Arg>, a: Arg| {
             args.push(a);
             format!("${}", args.len())
         };
+        let late_actions = "EXISTS (SELECT 1 FROM corrective_actions ca WHERE ca.nc = nonconformities.number AND ca.status <> 'done' AND ca.due_date < $1)";
         if let Some(s) = filter.status {
             conditions.push(format!("status = {}", bind(&mut args, Arg::Text(s.as_str().into()))));
         }
@@ -151,8 +479,11 @@ impl Store {
             conditions.push(format!("number IN (SELECT nc FROM nc_controls WHERE control = {p})"));
         }
         if filter.overdue {
-            let p = bind(&mut args, Arg::Text(date(filter.today)));
-            conditions.push(format!("status <> 'closed' AND due_date IS NOT NULL AND due_date < {p}"));
+            conditions
+                .push(format!("status <> 'closed' AND ((due_date IS NOT NULL AND due_date < $1) OR {late_actions})"));
+        }
+        if filter.awaiting_review {
+            conditions.push("status = 'actions_done'".to_owned());
         }
         if let Some(t) = &filter.text {
             let p = bind(&mut args, Arg::Text(like_pattern(t)));
@@ -164,9 +495,19 @@ impl Store {
         let limit = bind(&mut args, Arg::Int(filter.limit));
         let where_clause =
             if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
-        let sql = format!("SELECT {COLUMNS} FROM nonconformities {where_clause} ORDER BY number DESC LIMIT {limit}");
+        let sql = format!(
+            "SELECT {NC_COLUMNS}, CASE WHEN {late_actions} THEN 1 ELSE 0 END FROM nonconformities {where_clause} \
+             ORDER BY number DESC LIMIT {limit}"
+        );
         let rows = query_with(sql, args).fetch_all(self.pool()).await?;
-        rows.iter().map(|r| from_row(r, filter.today)).collect()
+        rows.iter()
+            .map(|r| {
+                let mut nc = nc_from_row(r, filter.today)?;
+                let late: i64 = r.try_get(25)?;
+                nc.overdue = nc.overdue || (late == 1 && nc.status.is_open());
+                Ok(nc)
+            })
+            .collect()
     }
 }
 

@@ -7,6 +7,13 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use isms::domain::actor::{Actor, ActorKind, ActorName, Role};
+use isms::domain::nonconformity::DuePolicy;
+use isms::error::Error;
+use isms::operations::{App, Registry};
+use isms::store::Store;
 use serde_json::{Value, json};
 
 /// Path of the binary under test.
@@ -264,4 +271,54 @@ pub async fn rpc(client: &reqwest::Client, server: &HttpServer, token: &str, met
         .json()
         .await
         .expect("a JSON reply")
+}
+
+/// An actor as the operations see it.
+pub fn actor(name: &str, role: Role) -> Actor {
+    Actor { name: name.into(), kind: ActorKind::Agent, role }
+}
+
+/// The operation registry on a store, for suites that run in-process on both backends.
+pub struct Harness {
+    pub app: Arc<App>,
+    pub registry: Registry,
+    pub url: String,
+}
+
+impl Harness {
+    /// Opens the store and registers `actors`.
+    pub async fn new(url: &str, actors: &[(&str, Role)]) -> Self {
+        let store = Store::open(url).await.expect("open store");
+        for &(name, role) in actors {
+            store.add_actor("tests", &ActorName::parse(name).unwrap(), ActorKind::Agent, role).await.unwrap();
+        }
+        Harness {
+            app: Arc::new(App { store, due: DuePolicy::default() }),
+            registry: Registry::new(),
+            url: url.to_owned(),
+        }
+    }
+
+    /// Calls a tool as `who`.
+    pub async fn call_as(&self, who: &Actor, tool: &str, args: Value) -> Result<Value, Error> {
+        self.registry.get(tool).expect("tool exists").call(self.app.clone(), who.clone(), args).await
+    }
+
+    /// Calls a tool as `agent-1`.
+    pub async fn call(&self, tool: &str, args: Value) -> Result<Value, Error> {
+        self.call_as(&actor("agent-1", Role::Agent), tool, args).await
+    }
+
+    /// Calls a tool as `agent-1` and expects success.
+    pub async fn ok(&self, tool: &str, args: Value) -> Value {
+        self.call(tool, args).await.unwrap_or_else(|e| panic!("{tool} failed: {e}"))
+    }
+
+    /// Runs SQL directly on the database (to set up states the tools refuse to make).
+    pub async fn raw(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
 }

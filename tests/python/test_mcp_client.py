@@ -14,7 +14,18 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 BIN = os.environ["ISMS_BIN"]
-TOOLS = {"get_record", "verify_audit_trail", "log_nonconformity", "list_nonconformities", "query_controls"}
+TOOLS = {
+    "get_record",
+    "verify_audit_trail",
+    "log_nonconformity",
+    "list_nonconformities",
+    "record_nonconformity_analysis",
+    "plan_corrective_action",
+    "update_corrective_action",
+    "review_effectiveness",
+    "close_nonconformity",
+    "query_controls",
+}
 MODES = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 
 
@@ -51,17 +62,28 @@ class HttpServer:
         self.proc.wait()
 
 
-def connect(transport: str, mode: str, db: str, server: HttpServer | None) -> Client:
+def add_actor(db: str, name: str, role: str) -> str:
+    out = subprocess.run(
+        [BIN, "actor", "add", name, "--role", role],
+        env=dict(os.environ, ISMS_DATABASE_URL=db, ISMS_LOG="warn"),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def connect(transport: str, mode: str, db: str, server: HttpServer | None, actor: str, token: str | None) -> Client:
     if transport == "stdio":
         params = StdioServerParameters(
-            command=BIN, args=["stdio", "--actor", "admin"], env={"ISMS_DATABASE_URL": db, "ISMS_LOG": "warn"}
+            command=BIN, args=["stdio", "--actor", actor], env={"ISMS_DATABASE_URL": db, "ISMS_LOG": "warn"}
         )
         return Client(params, mode=mode)
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {server.token}"})
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {token or server.token}"})
     return Client(streamable_http_client(server.url, http_client=http), mode=mode)
 
 
-async def exercise(client: Client, expected_version: str) -> None:
+async def exercise(client: Client, expected_version: str) -> str:
     assert client.protocol_version == expected_version
     tools = await client.list_tools()
     by_name = {t.name: t for t in tools.tools}
@@ -80,12 +102,12 @@ async def exercise(client: Client, expected_version: str) -> None:
     }
     logged = await client.call_tool("log_nonconformity", finding)
     assert not logged.is_error, logged
-    ref = logged.structured_content["nonconformity"]["ref"]
+    ref = logged.structured_content["ref"]
     assert re.fullmatch(r"NC-\d+", ref)
-    assert logged.structured_content["nonconformity"]["due_date"]
+    assert logged.structured_content["due_date"]
 
     retry = await client.call_tool("log_nonconformity", finding)
-    assert retry.structured_content["nonconformity"]["ref"] == ref
+    assert retry.structured_content["ref"] == ref
     assert retry.structured_content["replayed"] is True
 
     listed = await client.call_tool("list_nonconformities", {"control": "A.5.17"})
@@ -100,10 +122,57 @@ async def exercise(client: Client, expected_version: str) -> None:
 
     verified = await client.call_tool("verify_audit_trail", {})
     assert verified.structured_content["intact"] is True
+    return ref
 
     bad = await client.call_tool("log_nonconformity", {"title": "x", "description": "y", "severity": "huge", "source": "incident"})
     assert bad.is_error
     assert "severity" in bad.content[0].text
+
+
+async def corrective_action_cycle(manager: Client, owner: Client, ref: str) -> None:
+    """10.2 from analysis to closure: the manager analyses, plans and closes; the owner does the action."""
+    record = (await manager.call_tool("get_record", {"ref": ref})).structured_content["record"]
+    premature = await manager.call_tool("close_nonconformity", {"ref": ref, "version": record["version"], "isms_changes": "none"})
+    assert premature.is_error and "next step is record_nonconformity_analysis" in premature.content[0].text
+
+    analysed = await manager.call_tool(
+        "record_nonconformity_analysis",
+        {
+            "ref": ref,
+            "version": record["version"],
+            "correction": "Password rotated, log lines purged",
+            "method": "5 whys",
+            "root_cause": "The worker logs whole config objects at debug level",
+            "similar": [],
+            "action_needed": True,
+        },
+    )
+    assert not analysed.is_error, analysed.content[0].text
+    assert analysed.structured_content["next_step"] == "plan_corrective_action"
+
+    planned = await manager.call_tool(
+        "plan_corrective_action",
+        {"ref": ref, "version": analysed.structured_content["version"], "description": "Redact secrets in the logger", "owner": "agent-py"},
+    )
+    assert not planned.is_error, planned.content[0].text
+    action = planned.structured_content["action"]
+
+    done = await owner.call_tool(
+        "update_corrective_action",
+        {"ref": action["ref"], "version": action["version"], "status": "done", "evidence": ["commit abc123"]},
+    )
+    assert not done.is_error, done.content[0].text
+    assert done.structured_content["nonconformity"]["next_step"] == "review_effectiveness"
+
+    reviewed = await manager.call_tool(
+        "review_effectiveness",
+        {"ref": ref, "version": done.structured_content["nonconformity"]["version"], "result": "effective", "notes": "No secrets in a week of logs"},
+    )
+    assert not reviewed.is_error, reviewed.content[0].text
+    closed = await manager.call_tool(
+        "close_nonconformity", {"ref": ref, "version": reviewed.structured_content["version"], "isms_changes": "Logging standard updated"}
+    )
+    assert closed.structured_content["status"] == "closed"
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -111,12 +180,18 @@ async def exercise(client: Client, expected_version: str) -> None:
 def test_every_tool(transport: str, mode: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = database(tmp)
-        # On a new database both `isms serve` and `isms stdio` create the `admin` actor first.
+        # Over HTTP the manager is the `admin` a new database starts with; over stdio, a registered one.
         server = HttpServer(db) if transport == "http" else None
+        manager_name = "admin" if server else "manager-py"
+        if server is None:
+            add_actor(db, manager_name, "isms_manager")
+        agent_token = add_actor(db, "agent-py", "agent")
 
         async def main() -> None:
-            async with connect(transport, mode, db, server) as client:
-                await exercise(client, MODES[mode])
+            async with connect(transport, mode, db, server, manager_name, None) as manager:
+                ref = await exercise(manager, MODES[mode])
+                async with connect(transport, mode, db, server, "agent-py", agent_token) as owner:
+                    await corrective_action_cycle(manager, owner, ref)
 
         try:
             anyio.run(main)
