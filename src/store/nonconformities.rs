@@ -287,7 +287,7 @@ impl Write {
         let now = stamp(self.now());
         let analysis = u.analysis.as_ref().map(to_json).transpose()?;
         let action_needed = u.analysis.as_ref().map(|a| i64::from(a.action_needed));
-        let affected = sqlx::query(
+        let query = sqlx::query(
             "UPDATE nonconformities SET \
                status = COALESCE($1, status), correction = COALESCE($2, correction), \
                consequences = COALESCE($3, consequences), analysis = COALESCE($4, analysis), \
@@ -305,16 +305,24 @@ impl Write {
         .bind(u.round)
         .bind(u.isms_changes.as_deref())
         .bind(u.closed.then_some(now.as_str()))
-        .bind(u.closed.then_some(actor))
-        .bind(&now)
-        .bind(actor)
-        .bind(number)
-        .bind(expected)
-        .execute(&mut **self.tx())
-        .await?
-        .rows_affected();
+        .bind(u.closed.then_some(actor));
         let r = RecordRef::new(RecordKind::Nonconformity, number);
-        check_updated(self.tx(), affected, "nonconformities", r, expected).await
+        self.versioned_update(query, "nonconformities", r, actor, expected).await
+    }
+
+    /// Runs an update whose last four placeholders are `updated_at`, `updated_by`, the row's
+    /// number and the version the caller read; no row matched means a conflict (or none).
+    async fn versioned_update(
+        &mut self,
+        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        table: &'static str,
+        r: RecordRef,
+        actor: &str,
+        expected: i64,
+    ) -> Result<()> {
+        let query = query.bind(stamp(self.now())).bind(actor.to_owned()).bind(r.number).bind(expected);
+        let affected = query.execute(&mut **self.tx()).await?.rows_affected();
+        check_updated(self.tx(), affected, table, r, expected).await
     }
 
     /// Inserts a corrective action with the next `CA-n` number.
@@ -357,23 +365,15 @@ impl Write {
         progress: Option<&str>,
         evidence: &[String],
     ) -> Result<()> {
-        let now = stamp(self.now());
-        let affected = sqlx::query(
+        let query = sqlx::query(
             "UPDATE corrective_actions SET status = $1, progress = COALESCE($2, progress), evidence = $3, \
              version = version + 1, updated_at = $4, updated_by = $5 WHERE number = $6 AND version = $7",
         )
         .bind(status.as_str())
         .bind(progress)
-        .bind(to_json(&evidence)?)
-        .bind(&now)
-        .bind(actor)
-        .bind(number)
-        .bind(expected)
-        .execute(&mut **self.tx())
-        .await?
-        .rows_affected();
+        .bind(to_json(&evidence)?);
         let r = RecordRef::new(RecordKind::CorrectiveAction, number);
-        check_updated(self.tx(), affected, "corrective_actions", r, expected).await
+        self.versioned_update(query, "corrective_actions", r, actor, expected).await
     }
 
     /// Stores an effectiveness review.
