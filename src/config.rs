@@ -24,6 +24,12 @@ pub struct Cli {
     /// Date of the next surveillance audit (YYYY-MM-DD): minor nonconformities are due by then.
     #[arg(long, env = "ISMS_NEXT_SURVEILLANCE_AUDIT", global = true)]
     pub next_surveillance_audit: Option<chrono::NaiveDate>,
+    /// Highest residual risk score (likelihood x impact, 1-25) that may be accepted.
+    #[arg(long, env = "ISMS_RISK_ACCEPTANCE_THRESHOLD", default_value_t = 6, global = true)]
+    pub risk_acceptance_threshold: i64,
+    /// Age in days after which SoA evidence counts as stale.
+    #[arg(long, env = "ISMS_EVIDENCE_MAX_AGE_DAYS", default_value_t = 365, global = true)]
+    pub evidence_max_age_days: u64,
     /// Redis to publish events to (stream `isms:events`); unset: events stay in the outbox.
     #[arg(long, env = "ISMS_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
@@ -51,6 +57,23 @@ pub enum Command {
     /// Manage actors and their tokens.
     #[command(subcommand)]
     Actor(ActorCommand),
+    /// The Statement of Applicability.
+    #[command(subcommand)]
+    Soa(SoaCommand),
+}
+
+/// `isms soa …`
+#[derive(Debug, Subcommand)]
+pub enum SoaCommand {
+    /// Print the SoA with its approval header to stdout.
+    Export {
+        /// csv or markdown.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// An approved version; omit for the SoA as it stands.
+        #[arg(long)]
+        version: Option<i64>,
+    },
 }
 
 /// Options of `isms serve`.

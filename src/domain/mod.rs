@@ -35,7 +35,9 @@ pub mod audit;
 pub mod corrective_action;
 pub mod nonconformity;
 pub mod references;
+pub mod risk;
 pub mod similarity;
+pub mod soa;
 pub mod text;
 pub mod time;
 

@@ -21,16 +21,19 @@ pub enum RecordKind {
     Audit,
     /// `MR-n`: a management review (9.3).
     ManagementReview,
+    /// `SOA-n`: an approved version of the Statement of Applicability (6.1.3 d).
+    SoaVersion,
 }
 
 impl RecordKind {
-    const ALL: [RecordKind; 6] = [
+    const ALL: [RecordKind; 7] = [
         RecordKind::Nonconformity,
         RecordKind::CorrectiveAction,
         RecordKind::ChangeRequest,
         RecordKind::Risk,
         RecordKind::Audit,
         RecordKind::ManagementReview,
+        RecordKind::SoaVersion,
     ];
 
     /// The reference prefix, e.g. `NC`.
@@ -42,6 +45,7 @@ impl RecordKind {
             RecordKind::Risk => "RISK",
             RecordKind::Audit => "AUD",
             RecordKind::ManagementReview => "MR",
+            RecordKind::SoaVersion => "SOA",
         }
     }
 
@@ -54,6 +58,7 @@ impl RecordKind {
             RecordKind::Risk => "risk",
             RecordKind::Audit => "audit",
             RecordKind::ManagementReview => "management_review",
+            RecordKind::SoaVersion => "soa_version",
         }
     }
 }
@@ -79,7 +84,7 @@ impl RecordRef {
             Error::invalid(
                 field,
                 format!(
-                    "`{value}` is not a record reference; use PREFIX-NUMBER such as NC-12 (prefixes: NC, CA, CR, RISK, AUD, MR)"
+                    "`{value}` is not a record reference; use PREFIX-NUMBER such as NC-12 (prefixes: NC, CA, CR, RISK, AUD, MR, SOA)"
                 ),
             )
         };

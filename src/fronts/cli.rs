@@ -9,9 +9,10 @@ use rmcp::ServiceExt;
 use super::Shared;
 use super::http::{HttpOptions, router};
 use super::mcp::McpServer;
-use crate::config::{ActorCommand, Cli, Command, ServeArgs, default_database_path};
-use crate::domain::actor::{ActorKind, ActorName, Role};
+use crate::config::{ActorCommand, Cli, Command, ServeArgs, SoaCommand, default_database_path};
+use crate::domain::actor::{Actor, ActorKind, ActorName, Role};
 use crate::domain::nonconformity::DuePolicy;
+use crate::domain::risk::Methodology;
 use crate::operations::{App, Registry};
 use crate::store::{Store, sqlite_url};
 
@@ -61,7 +62,8 @@ fn shared(cli: &Cli, store: Store) -> Shared {
         minor_days: cli.minor_due_days,
         next_surveillance_audit: cli.next_surveillance_audit,
     };
-    let app = App { store, due };
+    let risk = Methodology { acceptance_threshold: cli.risk_acceptance_threshold };
+    let app = App { store, due, risk, evidence_max_age_days: cli.evidence_max_age_days };
     Shared::new(Arc::new(app), Arc::new(Registry::new()))
 }
 
@@ -153,6 +155,17 @@ async fn actor_command(cli: &Cli, command: &ActorCommand) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Runs a read-only operation from the command line, as a viewer, and returns its output.
+async fn read_operation(cli: &Cli, name: &str, args: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let store = open_store(cli).await?;
+    let shared = shared(cli, store.clone());
+    let op = shared.registry.get(name).ok_or_else(|| anyhow!("no operation {name}"))?;
+    let reader = Actor { name: CLI_ACTOR.to_owned(), kind: ActorKind::Human, role: Role::Viewer };
+    let out = op.call(shared.app.clone(), reader, args).await;
+    store.close().await;
+    Ok(out?)
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
@@ -163,6 +176,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("migrations applied");
         }
         Command::Actor(command) => actor_command(&cli, command).await?,
+        Command::Soa(SoaCommand::Export { format, version }) => {
+            let out =
+                read_operation(&cli, "export_soa", serde_json::json!({ "format": format, "version": version })).await?;
+            print!("{}", out["content"].as_str().unwrap_or_default());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,10 +4,10 @@
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListToolsResult,
-    PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, ResourceContents, ResourceTemplate, Role as MessageRole, ServerCapabilities, ServerConfig,
-    Tool,
+    GetPromptResult, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role as MessageRole,
+    ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
@@ -101,10 +101,27 @@ impl ServerHandler for McpServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         self.actor(&ctx)?;
-        let template = ResourceTemplate::new(resources::RECORD_TEMPLATE, "record")
-            .with_description("Any record (NC-12, CA-7, ...) with its history, as JSON")
-            .with_mime_type("application/json");
-        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+        let templates = vec![
+            ResourceTemplate::new(resources::RECORD_TEMPLATE, "record")
+                .with_description("Any record (NC-12, CA-7, RISK-4, SOA-2) with its history, as JSON")
+                .with_mime_type("application/json"),
+            ResourceTemplate::new(resources::CONTROL_TEMPLATE, "control")
+                .with_description("An Annex A control (A.8.28) with its SoA entry and history, as JSON")
+                .with_mime_type("application/json"),
+        ];
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        self.actor(&ctx)?;
+        let soa = Resource::new(resources::SOA_URI, "soa")
+            .with_description("The Statement of Applicability as it stands, with its approval header (Markdown)")
+            .with_mime_type("text/markdown");
+        Ok(ListResourcesResult::with_all_items(vec![soa]))
     }
 
     async fn read_resource(
@@ -113,8 +130,8 @@ impl ServerHandler for McpServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         self.actor(&ctx)?;
-        let text = resources::read(&self.shared.app, &request.uri).await.map_err(|e| protocol_error(&e))?;
-        let contents = ResourceContents::text(text, request.uri).with_mime_type("application/json");
+        let (text, mime) = resources::read(&self.shared.app, &request.uri).await.map_err(|e| protocol_error(&e))?;
+        let contents = ResourceContents::text(text, request.uri).with_mime_type(mime);
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
 

@@ -7,6 +7,8 @@ mod corrective_action;
 mod nonconformities;
 mod records;
 pub mod resources;
+mod risks;
+mod soa;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +23,7 @@ use serde_json::{Map, Value};
 use crate::domain::access::Access;
 use crate::domain::actor::Actor;
 use crate::domain::nonconformity::DuePolicy;
+use crate::domain::risk::Methodology;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -31,6 +34,17 @@ pub struct App {
     pub store: Store,
     /// Default due dates of corrective action.
     pub due: DuePolicy,
+    /// The risk assessment method (scale, levels, acceptance threshold).
+    pub risk: Methodology,
+    /// Age after which SoA evidence counts as stale, in days.
+    pub evidence_max_age_days: u64,
+}
+
+impl App {
+    /// An app on `store` with the default policies.
+    pub fn new(store: Store) -> Self {
+        App { store, due: DuePolicy::default(), risk: Methodology::default(), evidence_max_age_days: 365 }
+    }
 }
 
 /// What an operation does to the ISMS, shown to agents as MCP tool annotations.
@@ -201,6 +215,8 @@ impl Registry {
             nonconformities::operations(),
             corrective_action::operations(),
             controls::operations(),
+            soa::operations(),
+            risks::operations(),
         ]
         .into_iter()
         .flatten()

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::{App, Effect, Operation};
 use crate::domain::access::Access;
 use crate::domain::actor::Actor;
-use crate::domain::references::{RecordKind, RecordRef};
+use crate::domain::references::{ControlRef, RecordKind, RecordRef};
+use crate::domain::soa::diff;
 use crate::error::{Error, Result};
 use crate::store::{AuditEntry, ChainReport};
 
@@ -20,11 +21,11 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Get any record by ref (NC-12, CA-7, ...) with its full history from the audit trail.
+/// Get any record by ref (NC-12, CA-7, RISK-4, SOA-2, or a control A.8.28 with its SoA entry) with its full history from the audit trail.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetRecord {
-    /// Record reference, e.g. "NC-12".
+    /// Record reference, e.g. "NC-12", "RISK-4", "A.8.28".
     #[serde(rename = "ref")]
     pub reference: String,
 }
@@ -60,7 +61,27 @@ async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<S
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::ChangeRequest | RecordKind::Risk | RecordKind::Audit | RecordKind::ManagementReview => None,
+        RecordKind::Risk => app
+            .store
+            .risk(r.number, app.risk)
+            .await?
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        RecordKind::SoaVersion => match app.store.soa_version(Some(r.number)).await? {
+            None => None,
+            Some(v) => {
+                let previous = match v.number {
+                    1 => None,
+                    n => app.store.soa_version(Some(n - 1)).await?,
+                };
+                let changes = diff(previous.as_ref().map(|p| p.entries.as_slice()).unwrap_or_default(), &v.entries);
+                let mut value = serde_json::to_value(&v).map_err(|e| Error::Internal(e.to_string()))?;
+                value["changes"] = serde_json::to_value(changes).map_err(|e| Error::Internal(e.to_string()))?;
+                Some(value)
+            }
+        },
+        RecordKind::ChangeRequest | RecordKind::Audit | RecordKind::ManagementReview => None,
     };
     Ok(value.and_then(|v| match v {
         serde_json::Value::Object(m) => Some(m),
@@ -69,7 +90,21 @@ async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<S
 }
 
 async fn get_record(app: Arc<App>, _actor: Actor, input: GetRecord) -> Result<RecordWithHistory> {
+    if input.reference.trim().to_ascii_uppercase().starts_with("A.") {
+        return control_with_history(&app, &ControlRef::parse("ref", &input.reference)?).await;
+    }
     record_with_history(&app, RecordRef::parse("ref", &input.reference)?).await
+}
+
+/// An Annex A control with its SoA entry and the entry's history.
+pub(crate) async fn control_with_history(app: &App, control: &ControlRef) -> Result<RecordWithHistory> {
+    let view = super::controls::control_view(app, control).await?;
+    let record = match serde_json::to_value(view).map_err(|e| Error::Internal(e.to_string()))? {
+        serde_json::Value::Object(m) => m,
+        _ => return Err(Error::Internal("a control view is an object".into())),
+    };
+    let history = app.store.history(&format!("soa:{control}")).await?;
+    Ok(RecordWithHistory { reference: control.to_string(), kind: "control".to_owned(), record, history })
 }
 
 /// A record with its history, as `get_record` and the `isms://records/{ref}` resource serve it.
@@ -80,7 +115,7 @@ pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<Recor
             format!("check the reference; {} records are numbered from 1 in the order logged", r.kind.prefix()),
         )
     })?;
-    let history = app.store.history(r).await?;
+    let history = app.store.history(&r.to_string()).await?;
     Ok(RecordWithHistory { reference: r.to_string(), kind: r.kind.name().to_owned(), record, history })
 }
 

@@ -5,21 +5,43 @@ use chrono::Utc;
 
 use super::App;
 use super::nonconformities::similar_candidates_now;
-use super::records::record_with_history;
-use crate::domain::references::{RecordKind, RecordRef};
+use super::records::{control_with_history, record_with_history};
+use super::soa::{SoaFormat, render, soa_document};
+use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::error::{Error, Result};
 
 /// URI template of a record with its history.
 pub const RECORD_TEMPLATE: &str = "isms://records/{ref}";
 const RECORD_PREFIX: &str = "isms://records/";
+/// URI template of a control with its SoA entry.
+pub const CONTROL_TEMPLATE: &str = "isms://controls/{ref}";
+const CONTROL_PREFIX: &str = "isms://controls/";
+/// URI of the Statement of Applicability as it stands (Markdown).
+pub const SOA_URI: &str = "isms://soa";
 
-/// The JSON text of the resource at `uri`.
-pub async fn read(app: &App, uri: &str) -> Result<String> {
-    let Some(reference) = uri.strip_prefix(RECORD_PREFIX) else {
-        return Err(Error::not_found(format!("resource `{uri}`"), format!("resources are {RECORD_TEMPLATE}")));
-    };
-    let record = record_with_history(app, RecordRef::parse("uri", reference)?).await?;
-    serde_json::to_string_pretty(&record).map_err(|e| Error::Internal(e.to_string()))
+fn pretty<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// The text and MIME type of the resource at `uri`.
+pub async fn read(app: &App, uri: &str) -> Result<(String, &'static str)> {
+    if uri == SOA_URI {
+        let (entries, version, draft) = soa_document(app, None).await?;
+        return Ok((render(SoaFormat::Markdown, &entries, version.as_ref(), draft)?, "text/markdown"));
+    }
+    if let Some(reference) = uri.strip_prefix(RECORD_PREFIX) {
+        let record = record_with_history(app, RecordRef::parse("uri", reference)?).await?;
+        return Ok((pretty(&record)?, "application/json"));
+    }
+    if let Some(reference) = uri.strip_prefix(CONTROL_PREFIX) {
+        let control = ControlRef::parse("uri", reference)?;
+        let record = control_with_history(app, &control).await?;
+        return Ok((pretty(&record)?, "application/json"));
+    }
+    Err(Error::not_found(
+        format!("resource `{uri}`"),
+        format!("resources are {SOA_URI}, {RECORD_TEMPLATE} and {CONTROL_TEMPLATE}"),
+    ))
 }
 
 /// Name of the root-cause analysis prompt.

@@ -7,7 +7,6 @@ use sqlx::Row;
 
 use super::Store;
 use crate::domain::audit::{ChainWalk, EntryFields};
-use crate::domain::references::RecordRef;
 use crate::error::Result;
 
 /// One entry of a record's history.
@@ -41,11 +40,11 @@ pub struct ChainReport {
 }
 
 impl Store {
-    /// The audit-trail entries of one record, oldest first.
-    pub async fn history(&self, record: RecordRef) -> Result<Vec<AuditEntry>> {
+    /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first.
+    pub async fn history(&self, record: &str) -> Result<Vec<AuditEntry>> {
         let rows =
             sqlx::query("SELECT seq, at, actor, operation, detail FROM audit_log WHERE record_ref = $1 ORDER BY seq")
-                .bind(record.to_string())
+                .bind(record)
                 .fetch_all(self.pool())
                 .await?;
         rows.iter()

@@ -8,11 +8,15 @@ mod actors;
 mod audit;
 mod nonconformities;
 mod outbox;
+mod risks;
+mod soa;
 
 pub use actors::TokenIssued;
 pub use audit::{AuditEntry, ChainReport};
 pub use nonconformities::{NcFilter, NcUpdate};
 pub use outbox::OutboxEvent;
+pub use risks::RiskFields;
+pub use soa::{SoaEntryFields, SoaVersion};
 
 use std::path::Path;
 use std::sync::Arc;

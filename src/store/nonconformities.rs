@@ -312,7 +312,7 @@ impl Write {
 
     /// Runs an update whose last four placeholders are `updated_at`, `updated_by`, the row's
     /// number and the version the caller read; no row matched means a conflict (or none).
-    async fn versioned_update(
+    pub(crate) async fn versioned_update(
         &mut self,
         query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
         table: &'static str,

@@ -10,7 +10,6 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use isms::domain::actor::{Actor, ActorKind, ActorName, Role};
-use isms::domain::nonconformity::DuePolicy;
 use isms::error::Error;
 use isms::operations::{App, Registry};
 use isms::store::Store;
@@ -292,11 +291,7 @@ impl Harness {
         for &(name, role) in actors {
             store.add_actor("tests", &ActorName::parse(name).unwrap(), ActorKind::Agent, role).await.unwrap();
         }
-        Harness {
-            app: Arc::new(App { store, due: DuePolicy::default() }),
-            registry: Registry::new(),
-            url: url.to_owned(),
-        }
+        Harness { app: Arc::new(App::new(store)), registry: Registry::new(), url: url.to_owned() }
     }
 
     /// Calls a tool as `who`.

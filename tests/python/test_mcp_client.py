@@ -25,6 +25,11 @@ TOOLS = {
     "review_effectiveness",
     "close_nonconformity",
     "query_controls",
+    "update_soa_entry",
+    "approve_soa",
+    "export_soa",
+    "register_risk",
+    "update_risk",
 }
 MODES = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 
@@ -119,6 +124,38 @@ async def exercise(client: Client, expected_version: str) -> str:
 
     controls = await client.call_tool("query_controls", {"ref": "A.8.28"})
     assert controls.structured_content["controls"][0]["title"] == "Secure coding"
+    assert controls.structured_content["controls"][0]["soa"]["applicable"] is None
+
+    risk = await client.call_tool(
+        "register_risk",
+        {
+            "title": "Secrets leak through logs",
+            "asset": "Workers",
+            "threat": "Credentials read from logs",
+            "vulnerability": "Config objects logged",
+            "properties": ["confidentiality"],
+            "likelihood": 3,
+            "impact": 4,
+            "owner": "agent-py",
+            "treatment": "mitigate",
+            "controls": ["A.8.12"],
+        },
+    )
+    assert not risk.is_error, risk.content[0].text
+    risk_ref = risk.structured_content["risk"]["ref"]
+    entry = await client.call_tool(
+        "update_soa_entry",
+        {"control": "A.8.12", "version": 0, "applicable": True, "justification": "Treats " + risk_ref},
+    )
+    assert entry.structured_content["entry"]["risks"] == [risk_ref]
+    excluded = await client.call_tool(
+        "update_soa_entry", {"control": "A.7.3", "version": 0, "applicable": False, "justification": "Fully remote"}
+    )
+    assert excluded.is_error and "risk assessment" in excluded.content[0].text
+    incomplete = await client.call_tool("approve_soa", {})
+    assert incomplete.is_error and "undecided" in incomplete.content[0].text
+    exported = await client.call_tool("export_soa", {"format": "csv"})
+    assert exported.structured_content["rows"] == 93 and exported.structured_content["draft"] is True
 
     verified = await client.call_tool("verify_audit_trail", {})
     assert verified.structured_content["intact"] is True
