@@ -60,6 +60,21 @@ pub enum Command {
     /// The Statement of Applicability.
     #[command(subcommand)]
     Soa(SoaCommand),
+    /// Awareness (7.3).
+    #[command(subcommand)]
+    Awareness(AwarenessCommand),
+}
+
+/// `isms awareness …`
+#[derive(Debug, Subcommand)]
+pub enum AwarenessCommand {
+    /// Exit 0 when the actor has acknowledged every current policy; otherwise exit 3 and list
+    /// what to acknowledge (a boot hook for agents).
+    Check {
+        /// The actor.
+        #[arg(long, env = "ISMS_ACTOR")]
+        actor: String,
+    },
 }
 
 /// `isms soa …`
@@ -103,6 +118,27 @@ pub enum ActorCommand {
         /// human or agent.
         #[arg(long, default_value = "agent")]
         kind: String,
+        /// An agent's model, e.g. claude-opus-4.
+        #[arg(long)]
+        model: Option<String>,
+        /// The model's version.
+        #[arg(long)]
+        model_version: Option<String>,
+    },
+    /// Retire an actor: its tokens stop working.
+    Retire {
+        /// The actor's name.
+        name: String,
+    },
+    /// List an actor's tokens (ids only; tokens are stored hashed).
+    Tokens {
+        /// The actor's name.
+        name: String,
+    },
+    /// Revoke a token by the id `tokens` shows.
+    Revoke {
+        /// Token id (at least 8 hex digits).
+        id: String,
     },
     /// Issue another bearer token for an actor (shown once).
     Token {

@@ -223,3 +223,37 @@ async fn the_binary_serves_from_postgresql_too() {
     }
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn revoked_tokens_and_retired_actors_are_refused() {
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &[]);
+    let client = Client::new();
+    let first = add_actor(&db.url, "claude-2", "agent");
+    let (code, second, _) = common::run_cli(&db.url, &["actor", "token", "claude-2"]);
+    assert_eq!(code, 0);
+    let second = second.trim().to_owned();
+    let ok = rpc(&client, &server, &first, "check_awareness", json!({})).await;
+    assert_eq!(ok["result"]["current"], true, "{ok}");
+
+    let (_, listed, _) = common::run_cli(&db.url, &["actor", "tokens", "claude-2"]);
+    let ids: Vec<&str> = listed.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(!listed.contains(&first) && !listed.contains(&second), "tokens are never shown again");
+    let first_id = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(first.as_bytes()))[..12].to_owned()
+    };
+    let (code, _, err) = common::run_cli(&db.url, &["actor", "revoke", &first_id]);
+    assert_eq!(code, 0, "{err}");
+    let r = client.post(server.url("/rpc")).bearer_auth(&first).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a revoked token");
+    assert_eq!(rpc(&client, &server, &second, "check_awareness", json!({})).await["result"]["actor"], "claude-2");
+
+    let (code, _, _) = common::run_cli(&db.url, &["actor", "retire", "claude-2"]);
+    assert_eq!(code, 0);
+    let r = client.post(server.url("/rpc")).bearer_auth(&second).json(&json!({})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a retired actor's token");
+    let (_, listed, _) = common::run_cli(&db.url, &["actor", "list"]);
+    assert!(listed.lines().any(|l| l.starts_with("claude-2\tagent\tagent\tretired")), "{listed}");
+}

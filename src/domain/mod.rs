@@ -32,6 +32,8 @@ macro_rules! text_enum {
 pub mod access;
 pub mod actor;
 pub mod audit;
+pub mod awareness;
+pub mod competence;
 pub mod corrective_action;
 pub mod nonconformity;
 pub mod references;

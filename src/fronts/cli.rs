@@ -9,12 +9,12 @@ use rmcp::ServiceExt;
 use super::Shared;
 use super::http::{HttpOptions, router};
 use super::mcp::McpServer;
-use crate::config::{ActorCommand, Cli, Command, ServeArgs, SoaCommand, default_database_path};
+use crate::config::{ActorCommand, AwarenessCommand, Cli, Command, ServeArgs, SoaCommand, default_database_path};
 use crate::domain::actor::{Actor, ActorKind, ActorName, Role};
 use crate::domain::nonconformity::DuePolicy;
 use crate::domain::risk::Methodology;
 use crate::operations::{App, Registry};
-use crate::store::{Store, sqlite_url};
+use crate::store::{NewActor, Store, sqlite_url};
 
 /// The actor name written in the audit trail for changes made from the command line.
 const CLI_ACTOR: &str = "cli";
@@ -43,8 +43,14 @@ async fn bootstrap(store: &Store, listen: Option<&str>) -> anyhow::Result<()> {
     if !store.actors().await?.is_empty() {
         return Ok(());
     }
-    let name = ActorName::parse(FIRST_ACTOR)?;
-    let issued = store.add_actor(CLI_ACTOR, &name, ActorKind::Human, Role::IsmsManager).await?;
+    let first = NewActor {
+        name: ActorName::parse(FIRST_ACTOR)?,
+        kind: ActorKind::Human,
+        role: Role::IsmsManager,
+        model: None,
+        model_version: None,
+    };
+    let issued = store.add_actor(CLI_ACTOR, &first).await?;
     let url = listen.map_or_else(|| "http://127.0.0.1:8727".to_owned(), |l| format!("http://{l}"));
     eprintln!(
         "\nNew ISMS database: created actor `{FIRST_ACTOR}` (role isms_manager).\n\
@@ -132,13 +138,35 @@ async fn stdio(cli: &Cli, actor: Option<&str>) -> anyhow::Result<()> {
 async fn actor_command(cli: &Cli, command: &ActorCommand) -> anyhow::Result<()> {
     let store = open_store(cli).await?;
     match command {
-        ActorCommand::Add { name, role, kind } => {
-            let name = ActorName::parse(name)?;
-            let role: Role = role.parse()?;
-            let kind: ActorKind = kind.parse()?;
-            let issued = store.add_actor(CLI_ACTOR, &name, kind, role).await?;
-            eprintln!("registered `{}` ({role}); its bearer token, shown only this once:", issued.actor);
+        ActorCommand::Add { name, role, kind, model, model_version } => {
+            let new = NewActor {
+                name: ActorName::parse(name)?,
+                kind: kind.parse()?,
+                role: role.parse()?,
+                model: model.clone(),
+                model_version: model_version.clone(),
+            };
+            let issued = store.add_actor(CLI_ACTOR, &new).await?;
+            eprintln!("registered `{}` ({}); its bearer token, shown only this once:", issued.actor, new.role);
             println!("{}", issued.token);
+        }
+        ActorCommand::Retire { name } => {
+            store.retire_actor(CLI_ACTOR, &ActorName::parse(name)?).await?;
+            eprintln!("retired `{name}`; its tokens no longer work");
+        }
+        ActorCommand::Tokens { name } => {
+            for t in store.tokens(name).await? {
+                println!(
+                    "{}\t{}\t{}",
+                    t.id,
+                    t.created_at,
+                    t.revoked_at.as_deref().map_or("active".to_owned(), |r| format!("revoked {r}"))
+                );
+            }
+        }
+        ActorCommand::Revoke { id } => {
+            let actor = store.revoke_token(CLI_ACTOR, id).await?;
+            eprintln!("revoked token {id} of `{actor}`");
         }
         ActorCommand::Token { name } => {
             let issued = store.issue_token(CLI_ACTOR, &ActorName::parse(name)?).await?;
@@ -146,8 +174,13 @@ async fn actor_command(cli: &Cli, command: &ActorCommand) -> anyhow::Result<()> 
             println!("{}", issued.token);
         }
         ActorCommand::List => {
-            for a in store.actors().await? {
-                println!("{}\t{}\t{}", a.name, a.role, a.kind.as_str());
+            for a in store.actor_list().await? {
+                let model = match (&a.model, &a.model_version) {
+                    (Some(m), Some(v)) => format!("{m} {v}"),
+                    (Some(m), None) => m.clone(),
+                    _ => String::new(),
+                };
+                println!("{}\t{}\t{}\t{}\t{model}", a.name, a.role, a.kind.as_str(), a.status);
             }
         }
     }
@@ -166,6 +199,36 @@ async fn read_operation(cli: &Cli, name: &str, args: serde_json::Value) -> anyho
     Ok(out?)
 }
 
+/// The boot check: exit 0 when `name` is current, 3 with the list otherwise.
+async fn awareness_check(cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {
+    let store = open_store(cli).await?;
+    let shared = shared(cli, store.clone());
+    let actor =
+        store.actor_by_name(name).await?.ok_or_else(|| anyhow!("actor `{name}` is not registered (or retired)"))?;
+    let op = shared.registry.get("check_awareness").ok_or_else(|| anyhow!("no operation check_awareness"))?;
+    let status = op.call(shared.app.clone(), actor, serde_json::json!({})).await;
+    store.close().await;
+    let status = status?;
+    let pending = status["pending"].as_array().cloned().unwrap_or_default();
+    if pending.is_empty() {
+        println!("{name}: current");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{name}: {} to acknowledge", pending.len());
+    for p in &pending {
+        println!(
+            "{} version {} ({}): {}; read isms://policies/{} and call acknowledge_policy with sha256 {}",
+            p["policy_id"].as_str().unwrap_or_default(),
+            p["version"].as_str().unwrap_or_default(),
+            p["title"].as_str().unwrap_or_default(),
+            p["reason"].as_str().unwrap_or_default(),
+            p["policy_id"].as_str().unwrap_or_default(),
+            p["sha256"].as_str().unwrap_or_default(),
+        );
+    }
+    Ok(ExitCode::from(3))
+}
+
 /// Runs the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
@@ -176,6 +239,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("migrations applied");
         }
         Command::Actor(command) => actor_command(&cli, command).await?,
+        Command::Awareness(AwarenessCommand::Check { actor }) => return awareness_check(&cli, actor).await,
         Command::Soa(SoaCommand::Export { format, version }) => {
             let out =
                 read_operation(&cli, "export_soa", serde_json::json!({ "format": format, "version": version })).await?;

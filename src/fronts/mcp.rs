@@ -108,6 +108,9 @@ impl ServerHandler for McpServer {
             ResourceTemplate::new(resources::CONTROL_TEMPLATE, "control")
                 .with_description("An Annex A control (A.8.28) with its SoA entry and history, as JSON")
                 .with_mime_type("application/json"),
+            ResourceTemplate::new(resources::POLICY_TEMPLATE, "policy")
+                .with_description("The current text of a policy, exactly as published: its SHA-256 is what acknowledge_policy expects")
+                .with_mime_type("text/markdown"),
         ];
         Ok(ListResourceTemplatesResult::with_all_items(templates))
     }

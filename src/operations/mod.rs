@@ -2,6 +2,8 @@
 //! Schemas, a description, who may call it, a handler) and served by every front: MCP tool,
 //! JSON-RPC method and CLI.
 
+mod awareness;
+mod competence;
 mod controls;
 mod corrective_action;
 mod nonconformities;
@@ -217,6 +219,8 @@ impl Registry {
             controls::operations(),
             soa::operations(),
             risks::operations(),
+            competence::operations(),
+            awareness::operations(),
         ]
         .into_iter()
         .flatten()

@@ -7,6 +7,7 @@ use super::App;
 use super::nonconformities::similar_candidates_now;
 use super::records::{control_with_history, record_with_history};
 use super::soa::{SoaFormat, render, soa_document};
+use crate::domain::awareness::policy_id;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::error::{Error, Result};
 
@@ -16,6 +17,9 @@ const RECORD_PREFIX: &str = "isms://records/";
 /// URI template of a control with its SoA entry.
 pub const CONTROL_TEMPLATE: &str = "isms://controls/{ref}";
 const CONTROL_PREFIX: &str = "isms://controls/";
+/// URI template of a policy's current text.
+pub const POLICY_TEMPLATE: &str = "isms://policies/{id}";
+const POLICY_PREFIX: &str = "isms://policies/";
 /// URI of the Statement of Applicability as it stands (Markdown).
 pub const SOA_URI: &str = "isms://soa";
 
@@ -38,10 +42,28 @@ pub async fn read(app: &App, uri: &str) -> Result<(String, &'static str)> {
         let record = control_with_history(app, &control).await?;
         return Ok((pretty(&record)?, "application/json"));
     }
+    if let Some(id) = uri.strip_prefix(POLICY_PREFIX) {
+        return policy_text(app, id).await.map(|t| (t, "text/markdown"));
+    }
     Err(Error::not_found(
         format!("resource `{uri}`"),
-        format!("resources are {SOA_URI}, {RECORD_TEMPLATE} and {CONTROL_TEMPLATE}"),
+        format!("resources are {SOA_URI}, {RECORD_TEMPLATE}, {CONTROL_TEMPLATE} and {POLICY_TEMPLATE}"),
     ))
+}
+
+/// The current text of a policy exactly as published, so the SHA-256 of what an agent reads
+/// is the one acknowledge_policy expects.
+async fn policy_text(app: &App, id: &str) -> Result<String> {
+    let id = policy_id("uri", id)?;
+    let (policy, content) = app.store.current_policy(&id).await?.ok_or_else(|| {
+        Error::not_found(format!("policy `{id}`"), "check_awareness lists the published policies you must acknowledge")
+    })?;
+    let body = match (content, &policy.location) {
+        (Some(text), _) => text,
+        (None, Some(location)) => format!("The text is kept at {location}; its SHA-256 must equal {}.", policy.sha256),
+        (None, None) => String::new(),
+    };
+    Ok(body)
 }
 
 /// Name of the root-cause analysis prompt.

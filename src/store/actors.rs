@@ -9,6 +9,49 @@ use crate::domain::actor::{Actor, ActorKind, ActorName, Role};
 use crate::domain::time::stamp;
 use crate::error::{Error, Result};
 
+/// An actor to register.
+#[derive(Debug, Clone)]
+pub struct NewActor {
+    /// Unique name.
+    pub name: ActorName,
+    /// Human or agent.
+    pub kind: ActorKind,
+    /// The one role.
+    pub role: Role,
+    /// An agent's model, e.g. `claude-opus-4`.
+    pub model: Option<String>,
+    /// The model's version.
+    pub model_version: Option<String>,
+}
+
+/// An actor as listed: everything but its tokens.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActorInfo {
+    /// Name.
+    pub name: String,
+    /// Human or agent.
+    pub kind: ActorKind,
+    /// Role.
+    pub role: Role,
+    /// Model, for agents.
+    pub model: Option<String>,
+    /// Model version, for agents.
+    pub model_version: Option<String>,
+    /// `active` or `retired`.
+    pub status: String,
+}
+
+/// A token as listed: an id (the first 12 hex digits of its hash), never the token.
+#[derive(Debug, Clone)]
+pub struct TokenInfo {
+    /// Short id, for revoking.
+    pub id: String,
+    /// When issued (UTC).
+    pub created_at: String,
+    /// When revoked (UTC), if revoked.
+    pub revoked_at: Option<String>,
+}
+
 /// A token just issued: the only moment its plain text exists.
 #[derive(Debug, Clone)]
 pub struct TokenIssued {
@@ -36,15 +79,19 @@ fn actor_from_row(r: &sqlx::any::AnyRow) -> Result<Actor> {
 
 impl Store {
     /// Registers an actor and issues its first token; `by` is who registers it.
-    pub async fn add_actor(&self, by: &str, name: &ActorName, kind: ActorKind, role: Role) -> Result<TokenIssued> {
+    pub async fn add_actor(&self, by: &str, new: &NewActor) -> Result<TokenIssued> {
+        let NewActor { name, kind, role, .. } = new;
         let mut w = self.begin_write().await?;
         let now = stamp(w.now());
         let inserted = sqlx::query(
-            "INSERT INTO actors (name, kind, role, status, created_at) VALUES ($1, $2, $3, 'active', $4) ON CONFLICT DO NOTHING",
+            "INSERT INTO actors (name, kind, role, model, model_version, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6) ON CONFLICT DO NOTHING",
         )
         .bind(name.as_str())
         .bind(kind.as_str())
         .bind(role.as_str())
+        .bind(new.model.as_deref())
+        .bind(new.model_version.as_deref())
         .bind(&now)
         .execute(&mut **w.tx())
         .await?
@@ -62,7 +109,10 @@ impl Store {
             .bind(&now)
             .execute(&mut **w.tx())
             .await?;
-        let detail = serde_json::json!({ "name": name.as_str(), "kind": kind.as_str(), "role": role.as_str() });
+        let detail = serde_json::json!({
+            "name": name.as_str(), "kind": kind.as_str(), "role": role.as_str(),
+            "model": new.model, "model_version": new.model_version,
+        });
         let record = format!("actor:{name}");
         w.record(Change { actor: by, operation: "add_actor", record: &record, event: "actor.added", detail: &detail })
             .await?;
@@ -116,6 +166,107 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(actor_from_row).transpose()
+    }
+
+    /// Retires an actor: its tokens stop working and it no longer counts as active.
+    pub async fn retire_actor(&self, by: &str, name: &ActorName) -> Result<()> {
+        let mut w = self.begin_write().await?;
+        let changed = sqlx::query("UPDATE actors SET status = 'retired' WHERE name = $1 AND status = 'active'")
+            .bind(name.as_str())
+            .execute(&mut **w.tx())
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(Error::not_found(format!("active actor `{name}`"), "list actors with `isms actor list`"));
+        }
+        let detail = serde_json::json!({ "name": name.as_str() });
+        let record = format!("actor:{name}");
+        w.record(Change {
+            actor: by,
+            operation: "retire_actor",
+            record: &record,
+            event: "actor.retired",
+            detail: &detail,
+        })
+        .await?;
+        w.commit().await
+    }
+
+    /// The tokens of an actor, newest first.
+    pub async fn tokens(&self, name: &str) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT token_hash, created_at, revoked_at FROM tokens WHERE actor = $1 ORDER BY created_at DESC",
+        )
+        .bind(name)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let hash: String = r.try_get(0)?;
+                Ok(TokenInfo { id: hash[..12].to_owned(), created_at: r.try_get(1)?, revoked_at: r.try_get(2)? })
+            })
+            .collect()
+    }
+
+    /// Revokes the one unrevoked token whose id (hash prefix) is `id`.
+    pub async fn revoke_token(&self, by: &str, id: &str) -> Result<String> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::invalid(
+                "id",
+                "give the token id shown by `isms actor tokens NAME` (at least 8 hex digits)",
+            ));
+        }
+        let mut w = self.begin_write().await?;
+        let pattern = format!("{id}%");
+        let matches: Vec<(String, String)> =
+            sqlx::query_as("SELECT token_hash, actor FROM tokens WHERE token_hash LIKE $1 AND revoked_at IS NULL")
+                .bind(&pattern)
+                .fetch_all(&mut **w.tx())
+                .await?;
+        let [(hash, actor)] = matches.as_slice() else {
+            return Err(Error::not_found(
+                format!("one unrevoked token with id `{id}`"),
+                "list them with `isms actor tokens NAME`",
+            ));
+        };
+        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE token_hash = $2")
+            .bind(stamp(w.now()))
+            .bind(hash)
+            .execute(&mut **w.tx())
+            .await?;
+        let detail = serde_json::json!({ "token": &hash[..12] });
+        let record = format!("actor:{actor}");
+        w.record(Change {
+            actor: by,
+            operation: "revoke_token",
+            record: &record,
+            event: "actor.token_revoked",
+            detail: &detail,
+        })
+        .await?;
+        let actor = actor.clone();
+        w.commit().await?;
+        Ok(actor)
+    }
+
+    /// Every actor, active and retired, by name.
+    pub async fn actor_list(&self) -> Result<Vec<ActorInfo>> {
+        let rows = sqlx::query("SELECT name, kind, role, model, model_version, status FROM actors ORDER BY name")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ActorInfo {
+                    name: r.try_get(0)?,
+                    kind: r.try_get::<String, _>(1)?.parse()?,
+                    role: r.try_get::<String, _>(2)?.parse()?,
+                    model: r.try_get(3)?,
+                    model_version: r.try_get(4)?,
+                    status: r.try_get(5)?,
+                })
+            })
+            .collect()
     }
 
     /// Every active actor, by name.

@@ -8,13 +8,15 @@ mod actors;
 mod audit;
 mod nonconformities;
 mod outbox;
+mod people;
 mod risks;
 mod soa;
 
-pub use actors::TokenIssued;
+pub use actors::{ActorInfo, NewActor, TokenInfo, TokenIssued};
 pub use audit::{AuditEntry, ChainReport};
 pub use nonconformities::{NcFilter, NcUpdate};
 pub use outbox::OutboxEvent;
+pub use people::NewPolicy;
 pub use risks::RiskFields;
 pub use soa::{SoaEntryFields, SoaVersion};
 

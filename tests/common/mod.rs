@@ -12,7 +12,7 @@ use std::sync::Arc;
 use isms::domain::actor::{Actor, ActorKind, ActorName, Role};
 use isms::error::Error;
 use isms::operations::{App, Registry};
-use isms::store::Store;
+use isms::store::{NewActor, Store};
 use serde_json::{Value, json};
 
 /// Path of the binary under test.
@@ -289,7 +289,14 @@ impl Harness {
     pub async fn new(url: &str, actors: &[(&str, Role)]) -> Self {
         let store = Store::open(url).await.expect("open store");
         for &(name, role) in actors {
-            store.add_actor("tests", &ActorName::parse(name).unwrap(), ActorKind::Agent, role).await.unwrap();
+            let new = NewActor {
+                name: ActorName::parse(name).unwrap(),
+                kind: ActorKind::Agent,
+                role,
+                model: None,
+                model_version: None,
+            };
+            store.add_actor("tests", &new).await.unwrap();
         }
         Harness { app: Arc::new(App::new(store)), registry: Registry::new(), url: url.to_owned() }
     }

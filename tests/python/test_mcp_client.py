@@ -1,6 +1,7 @@
 """The official Python MCP SDK as an external client of `isms`: every tool, over stdio and
 Streamable HTTP, in the 2025-11-25 (initialize) and 2026-07-28 (discover) protocol eras."""
 
+import hashlib
 import os
 import re
 import subprocess
@@ -30,6 +31,12 @@ TOOLS = {
     "export_soa",
     "register_risk",
     "update_risk",
+    "set_competence_requirements",
+    "record_competence",
+    "list_competence_gaps",
+    "publish_policy",
+    "acknowledge_policy",
+    "check_awareness",
 }
 MODES = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 
@@ -156,6 +163,18 @@ async def exercise(client: Client, expected_version: str) -> str:
     assert incomplete.is_error and "undecided" in incomplete.content[0].text
     exported = await client.call_tool("export_soa", {"format": "csv"})
     assert exported.structured_content["rows"] == 93 and exported.structured_content["draft"] is True
+
+    published = await client.call_tool(
+        "publish_policy", {"policy_id": "constitution", "version": "1", "title": "Constitution", "content": "Protect client data."}
+    )
+    assert not published.is_error, published.content[0].text
+    before = await client.call_tool("check_awareness", {})
+    assert before.structured_content["current"] is False
+    text = (await client.read_resource("isms://policies/constitution")).contents[0].text
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    acked = await client.call_tool("acknowledge_policy", {"policy_id": "constitution", "version": "1", "sha256": digest, "context": "pytest"})
+    assert acked.structured_content["pending"] == []
+    assert (await client.call_tool("check_awareness", {})).structured_content["current"] is True
 
     verified = await client.call_tool("verify_audit_trail", {})
     assert verified.structured_content["intact"] is True
