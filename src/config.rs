@@ -30,6 +30,12 @@ pub struct Cli {
     /// Age in days after which SoA evidence counts as stale.
     #[arg(long, env = "ISMS_EVIDENCE_MAX_AGE_DAYS", default_value_t = 365, global = true)]
     pub evidence_max_age_days: u64,
+    /// Hours within which an emergency change needs its retrospective approval.
+    #[arg(long, env = "ISMS_EMERGENCY_APPROVAL_HOURS", default_value_t = 72, global = true)]
+    pub emergency_approval_hours: i64,
+    /// Days within which an implemented change needs its post-implementation review.
+    #[arg(long, env = "ISMS_CHANGE_REVIEW_DAYS", default_value_t = 14, global = true)]
+    pub change_review_days: i64,
     /// Redis to publish events to (stream `isms:events`); unset: events stay in the outbox.
     #[arg(long, env = "ISMS_REDIS_URL", global = true)]
     pub redis_url: Option<String>,

@@ -33,6 +33,7 @@ pub mod access;
 pub mod actor;
 pub mod audit;
 pub mod awareness;
+pub mod change;
 pub mod competence;
 pub mod corrective_action;
 pub mod nonconformity;

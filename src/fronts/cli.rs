@@ -11,6 +11,7 @@ use super::http::{HttpOptions, router};
 use super::mcp::McpServer;
 use crate::config::{ActorCommand, AwarenessCommand, Cli, Command, ServeArgs, SoaCommand, default_database_path};
 use crate::domain::actor::{Actor, ActorKind, ActorName, Role};
+use crate::domain::change::ChangePolicy;
 use crate::domain::nonconformity::DuePolicy;
 use crate::domain::risk::Methodology;
 use crate::operations::{App, Registry};
@@ -69,7 +70,9 @@ fn shared(cli: &Cli, store: Store) -> Shared {
         next_surveillance_audit: cli.next_surveillance_audit,
     };
     let risk = Methodology { acceptance_threshold: cli.risk_acceptance_threshold };
-    let app = App { store, due, risk, evidence_max_age_days: cli.evidence_max_age_days };
+    let change =
+        ChangePolicy { emergency_approval_hours: cli.emergency_approval_hours, review_days: cli.change_review_days };
+    let app = App { store, due, risk, evidence_max_age_days: cli.evidence_max_age_days, change };
     Shared::new(Arc::new(app), Arc::new(Registry::new()))
 }
 

@@ -3,6 +3,7 @@
 //! JSON-RPC method and CLI.
 
 mod awareness;
+mod changes;
 mod competence;
 mod controls;
 mod corrective_action;
@@ -24,6 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::access::Access;
 use crate::domain::actor::Actor;
+use crate::domain::change::ChangePolicy;
 use crate::domain::nonconformity::DuePolicy;
 use crate::domain::risk::Methodology;
 use crate::error::{Error, Result};
@@ -40,12 +42,20 @@ pub struct App {
     pub risk: Methodology,
     /// Age after which SoA evidence counts as stale, in days.
     pub evidence_max_age_days: u64,
+    /// Time limits of the change process.
+    pub change: ChangePolicy,
 }
 
 impl App {
     /// An app on `store` with the default policies.
     pub fn new(store: Store) -> Self {
-        App { store, due: DuePolicy::default(), risk: Methodology::default(), evidence_max_age_days: 365 }
+        App {
+            store,
+            due: DuePolicy::default(),
+            risk: Methodology::default(),
+            evidence_max_age_days: 365,
+            change: ChangePolicy::default(),
+        }
     }
 }
 
@@ -221,6 +231,7 @@ impl Registry {
             risks::operations(),
             competence::operations(),
             awareness::operations(),
+            changes::operations(),
         ]
         .into_iter()
         .flatten()

@@ -81,7 +81,14 @@ async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<S
                 Some(value)
             }
         },
-        RecordKind::ChangeRequest | RecordKind::Audit | RecordKind::ManagementReview => None,
+        RecordKind::ChangeRequest => app
+            .store
+            .change_request(r.number, app.change)
+            .await?
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        RecordKind::Audit | RecordKind::ManagementReview => None,
     };
     Ok(value.and_then(|v| match v {
         serde_json::Value::Object(m) => Some(m),
@@ -115,6 +122,15 @@ pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<Recor
             format!("check the reference; {} records are numbered from 1 in the order logged", r.kind.prefix()),
         )
     })?;
+    let mut record = record;
+    let served = match r.kind {
+        RecordKind::Nonconformity => app.store.change_requests_for(Some(r.number), None).await?,
+        RecordKind::CorrectiveAction => app.store.change_requests_for(None, Some(r.number)).await?,
+        _ => Vec::new(),
+    };
+    if matches!(r.kind, RecordKind::Nonconformity | RecordKind::CorrectiveAction) {
+        record.insert("change_requests".into(), serde_json::json!(served));
+    }
     let history = app.store.history(&r.to_string()).await?;
     Ok(RecordWithHistory { reference: r.to_string(), kind: r.kind.name().to_owned(), record, history })
 }

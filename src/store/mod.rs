@@ -6,6 +6,7 @@
 
 mod actors;
 mod audit;
+mod changes;
 mod nonconformities;
 mod outbox;
 mod people;
@@ -14,6 +15,7 @@ mod soa;
 
 pub use actors::{ActorInfo, NewActor, TokenInfo, TokenIssued};
 pub use audit::{AuditEntry, ChainReport};
+pub use changes::{CrFilter, CrUpdate};
 pub use nonconformities::{NcFilter, NcUpdate};
 pub use outbox::OutboxEvent;
 pub use people::NewPolicy;

@@ -37,6 +37,10 @@ TOOLS = {
     "publish_policy",
     "acknowledge_policy",
     "check_awareness",
+    "raise_change_request",
+    "decide_change_request",
+    "update_change_request",
+    "list_change_requests",
 }
 MODES = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 
@@ -229,6 +233,29 @@ async def corrective_action_cycle(manager: Client, owner: Client, ref: str) -> N
         "close_nonconformity", {"ref": ref, "version": reviewed.structured_content["version"], "isms_changes": "Logging standard updated"}
     )
     assert closed.structured_content["status"] == "closed"
+
+    raised = await owner.call_tool(
+        "raise_change_request",
+        {
+            "title": "Redacting logger",
+            "description": "Ship the redacting logger",
+            "purpose": "Close " + ref,
+            "consequences": "Secrets masked in logs",
+            "type": "normal",
+            "controls": ["A.8.12"],
+            "implementation_plan": "Deploy the new logger",
+            "rollback_plan": "Redeploy the old image",
+            "nonconformity": ref,
+        },
+    )
+    assert not raised.is_error, raised.content[0].text
+    change = raised.structured_content["change_request"]
+    own = await owner.call_tool("decide_change_request", {"ref": change["ref"], "version": 1, "decision": "approve"})
+    assert own.is_error
+    decided = await manager.call_tool("decide_change_request", {"ref": change["ref"], "version": 1, "decision": "approve"})
+    assert decided.structured_content["change_request"]["status"] == "approved"
+    listed = await manager.call_tool("list_change_requests", {"control": "A.8.12"})
+    assert change["ref"] in [c["ref"] for c in listed.structured_content["items"]]
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))

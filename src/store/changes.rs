@@ -1,0 +1,258 @@
+//! Change request rows.
+
+use chrono::{DateTime, Duration, Utc};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Arg, Store, Write, query_with};
+use crate::domain::change::{
+    ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
+};
+use crate::domain::references::{ControlRef, RecordKind, RecordRef};
+use crate::domain::time::stamp;
+use crate::error::{Error, Result};
+
+const COLUMNS: &str = "number, kind, status, requester, nc, ca, body, decision, decided_at, started_at, finished_at, \
+    version, created_at, updated_at, updated_by";
+
+/// What `list_change_requests` narrows by.
+#[derive(Debug, Clone, Default)]
+pub struct CrFilter {
+    /// Status.
+    pub status: Option<CrStatus>,
+    /// Type.
+    pub kind: Option<ChangeType>,
+    /// An affected control.
+    pub control: Option<ControlRef>,
+    /// Requester.
+    pub requester: Option<String>,
+    /// Only those awaiting a decision (emergencies included once implemented).
+    pub awaiting_decision: bool,
+    /// Only those overdue for retrospective approval or review.
+    pub overdue: bool,
+    /// Only numbers below this (the cursor).
+    pub before: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// The state fields an update sets.
+#[derive(Debug, Clone)]
+pub struct CrUpdate {
+    /// Status.
+    pub status: CrStatus,
+    /// Descriptive fields.
+    pub body: ChangeBody,
+    /// Decision.
+    pub decision: Option<Decision>,
+    /// When decided.
+    pub decided_at: Option<String>,
+    /// When implementation started.
+    pub started_at: Option<String>,
+    /// When implementation ended.
+    pub finished_at: Option<String>,
+}
+
+fn parse_stamp(s: Option<&str>) -> Option<DateTime<Utc>> {
+    s.and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc))
+}
+
+fn from_row(r: &AnyRow, policy: ChangePolicy, now: DateTime<Utc>) -> Result<ChangeRequest> {
+    let kind: ChangeType = r.try_get::<String, _>(1)?.parse()?;
+    let status: CrStatus = r.try_get::<String, _>(2)?.parse()?;
+    let body: ChangeBody = serde_json::from_str(&r.try_get::<String, _>(6)?)
+        .map_err(|e| Error::Internal(format!("stored change request: {e}")))?;
+    let decision: Option<Decision> = r.try_get::<Option<String>, _>(7)?.map(|d| d.parse()).transpose()?;
+    let started_at: Option<String> = r.try_get(9)?;
+    let finished_at: Option<String> = r.try_get(10)?;
+    let approved = decision == Some(Decision::Approve);
+    let awaiting_review = matches!(status, CrStatus::Implemented | CrStatus::Failed | CrStatus::RolledBack);
+    Ok(ChangeRequest {
+        reference: RecordRef::new(RecordKind::ChangeRequest, r.try_get(0)?).to_string(),
+        kind,
+        status,
+        requester: r.try_get(3)?,
+        nonconformity: r
+            .try_get::<Option<i64>, _>(4)?
+            .map(|n| RecordRef::new(RecordKind::Nonconformity, n).to_string()),
+        corrective_action: r
+            .try_get::<Option<i64>, _>(5)?
+            .map(|n| RecordRef::new(RecordKind::CorrectiveAction, n).to_string()),
+        body,
+        retrospective_approval_overdue: status != CrStatus::Closed
+            && decision.is_none()
+            && retrospective_overdue(
+                kind,
+                approved,
+                parse_stamp(started_at.as_deref()),
+                now,
+                policy.emergency_approval_hours,
+            ),
+        review_overdue: awaiting_review
+            && parse_stamp(finished_at.as_deref()).is_some_and(|f| now - f > Duration::days(policy.review_days)),
+        decision,
+        decided_at: r.try_get(8)?,
+        started_at,
+        finished_at,
+        version: r.try_get(11)?,
+        created_at: r.try_get(12)?,
+        updated_at: r.try_get(13)?,
+        updated_by: r.try_get(14)?,
+    })
+}
+
+async fn load(
+    conn: &mut AnyConnection,
+    number: i64,
+    policy: ChangePolicy,
+    now: DateTime<Utc>,
+) -> Result<Option<ChangeRequest>> {
+    let sql = format!("SELECT {COLUMNS} FROM change_requests WHERE number = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(conn).await?;
+    row.as_ref().map(|r| from_row(r, policy, now)).transpose()
+}
+
+fn body_json(body: &ChangeBody) -> Result<String> {
+    serde_json::to_string(body).map_err(|e| Error::Internal(e.to_string()))
+}
+
+impl Write {
+    /// Inserts a change request with the next `CR-n` number.
+    pub async fn insert_change_request(
+        &mut self,
+        actor: &str,
+        kind: ChangeType,
+        status: CrStatus,
+        links: (Option<i64>, Option<i64>),
+        body: &ChangeBody,
+        policy: ChangePolicy,
+    ) -> Result<ChangeRequest> {
+        let number = self.next_number(RecordKind::ChangeRequest).await?;
+        let now = stamp(self.now());
+        sqlx::query(
+            "INSERT INTO change_requests (number, kind, status, requester, nc, ca, body, version, created_at, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $4)",
+        )
+        .bind(number)
+        .bind(kind.as_str())
+        .bind(status.as_str())
+        .bind(actor)
+        .bind(links.0)
+        .bind(links.1)
+        .bind(body_json(body)?)
+        .bind(&now)
+        .execute(&mut **self.tx())
+        .await?;
+        for c in &body.controls {
+            sqlx::query("INSERT INTO cr_controls (control, cr) VALUES ($1, $2)")
+                .bind(c)
+                .bind(number)
+                .execute(&mut **self.tx())
+                .await?;
+        }
+        self.change_request(number, policy).await?.ok_or_else(|| Error::Internal(format!("CR-{number} vanished")))
+    }
+
+    /// A change request read inside this write.
+    pub async fn change_request(&mut self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
+        let now = self.now();
+        load(self.tx(), number, policy, now).await
+    }
+
+    /// Writes a change request's new state, read at version `expected`.
+    pub async fn update_change_request(&mut self, actor: &str, number: i64, expected: i64, u: &CrUpdate) -> Result<()> {
+        let query = sqlx::query(
+            "UPDATE change_requests SET status = $1, body = $2, decision = $3, decided_at = $4, started_at = $5, \
+             finished_at = $6, version = version + 1, updated_at = $7, updated_by = $8 WHERE number = $9 AND version = $10",
+        )
+        .bind(u.status.as_str())
+        .bind(body_json(&u.body)?)
+        .bind(u.decision.map(Decision::as_str))
+        .bind(u.decided_at.clone())
+        .bind(u.started_at.clone())
+        .bind(u.finished_at.clone());
+        self.versioned_update(
+            query,
+            "change_requests",
+            RecordRef::new(RecordKind::ChangeRequest, number),
+            actor,
+            expected,
+        )
+        .await
+    }
+}
+
+impl Store {
+    /// The change request with this number, if any.
+    pub async fn change_request(&self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
+        let mut conn = self.pool().acquire().await?;
+        load(&mut conn, number, policy, Utc::now()).await
+    }
+
+    /// Change requests matching `filter`, newest first.
+    pub async fn change_requests(&self, filter: &CrFilter, policy: ChangePolicy) -> Result<Vec<ChangeRequest>> {
+        let now = Utc::now();
+        let mut conditions: Vec<String> = Vec::new();
+        let mut args: Vec<Arg> = Vec::new();
+        let bind = |args: &mut Vec<Arg>, a: Arg| {
+            args.push(a);
+            format!("${}", args.len())
+        };
+        if let Some(s) = filter.status {
+            conditions.push(format!("status = {}", bind(&mut args, Arg::Text(s.as_str().into()))));
+        }
+        if let Some(k) = filter.kind {
+            conditions.push(format!("kind = {}", bind(&mut args, Arg::Text(k.as_str().into()))));
+        }
+        if let Some(c) = &filter.control {
+            let p = bind(&mut args, Arg::Text(c.as_str().into()));
+            conditions.push(format!("number IN (SELECT cr FROM cr_controls WHERE control = {p})"));
+        }
+        if let Some(r) = &filter.requester {
+            conditions.push(format!("requester = {}", bind(&mut args, Arg::Text(r.clone()))));
+        }
+        if filter.awaiting_decision {
+            conditions.push(
+                "decision IS NULL AND (status = 'submitted' OR (kind = 'emergency' AND status NOT IN ('approved', 'rejected', 'closed')))"
+                    .to_owned(),
+            );
+        }
+        if filter.overdue {
+            let retro = bind(&mut args, Arg::Text(stamp(now - Duration::hours(policy.emergency_approval_hours))));
+            let review = bind(&mut args, Arg::Text(stamp(now - Duration::days(policy.review_days))));
+            conditions.push(format!(
+                "((kind = 'emergency' AND decision IS NULL AND status <> 'closed' AND started_at < {retro}) OR \
+                 (status IN ('implemented', 'failed', 'rolled_back') AND finished_at < {review}))"
+            ));
+        }
+        if let Some(b) = filter.before {
+            conditions.push(format!("number < {}", bind(&mut args, Arg::Int(b))));
+        }
+        let limit = bind(&mut args, Arg::Int(filter.limit));
+        let where_clause =
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql = format!("SELECT {COLUMNS} FROM change_requests {where_clause} ORDER BY number DESC LIMIT {limit}");
+        let rows = query_with(sql, args).fetch_all(self.pool()).await?;
+        rows.iter().map(|r| from_row(r, policy, now)).collect()
+    }
+
+    /// The change requests raised for a corrective action, or for a nonconformity or any of
+    /// its actions.
+    pub async fn change_requests_for(&self, nc: Option<i64>, ca: Option<i64>) -> Result<Vec<String>> {
+        let numbers: Vec<i64> = match (nc, ca) {
+            (_, Some(ca)) => {
+                sqlx::query_scalar("SELECT number FROM change_requests WHERE ca = $1 ORDER BY number").bind(ca).fetch_all(self.pool()).await?
+            }
+            (Some(nc), None) => {
+                sqlx::query_scalar(
+                    "SELECT number FROM change_requests WHERE nc = $1 OR ca IN (SELECT number FROM corrective_actions WHERE nc = $1) ORDER BY number",
+                )
+                .bind(nc)
+                .fetch_all(self.pool())
+                .await?
+            }
+            (None, None) => Vec::new(),
+        };
+        Ok(numbers.into_iter().map(|n| RecordRef::new(RecordKind::ChangeRequest, n).to_string()).collect())
+    }
+}
