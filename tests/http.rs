@@ -30,7 +30,10 @@ fn mcp_post(client: &Client, server: &HttpServer, token: &str, version: &str) ->
 #[tokio::test]
 async fn guards_answer_with_the_right_status() {
     let db = TestDb::sqlite();
-    let server = HttpServer::start(&db.url, &["--allowed-origins", "http://localhost:6274"]);
+    // A small body limit, so an oversized request still fits the socket buffers and the client
+    // reads the 413 instead of racing the server's close.
+    let server =
+        HttpServer::start(&db.url, &["--allowed-origins", "http://localhost:6274", "--max-body-bytes", "4096"]);
     let client = Client::new();
 
     let health = client.get(server.url("/healthz")).send().await.unwrap();
@@ -76,7 +79,7 @@ async fn guards_answer_with_the_right_status() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path} with a 2 MiB body");
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path} with a 16 KiB body over a 4 KiB limit");
     }
     let list = rpc(&client, &server, &server.admin_token, "list_nonconformities", json!({})).await;
     assert_eq!(list["result"]["items"], json!([]), "nothing was written");

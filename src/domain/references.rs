@@ -23,10 +23,12 @@ pub enum RecordKind {
     ManagementReview,
     /// `SOA-n`: an approved version of the Statement of Applicability (6.1.3 d).
     SoaVersion,
+    /// `OBJ-n`: an information security objective (6.2).
+    Objective,
 }
 
 impl RecordKind {
-    const ALL: [RecordKind; 7] = [
+    const ALL: [RecordKind; 8] = [
         RecordKind::Nonconformity,
         RecordKind::CorrectiveAction,
         RecordKind::ChangeRequest,
@@ -34,6 +36,7 @@ impl RecordKind {
         RecordKind::Audit,
         RecordKind::ManagementReview,
         RecordKind::SoaVersion,
+        RecordKind::Objective,
     ];
 
     /// The reference prefix, e.g. `NC`.
@@ -46,6 +49,7 @@ impl RecordKind {
             RecordKind::Audit => "AUD",
             RecordKind::ManagementReview => "MR",
             RecordKind::SoaVersion => "SOA",
+            RecordKind::Objective => "OBJ",
         }
     }
 
@@ -59,6 +63,7 @@ impl RecordKind {
             RecordKind::Audit => "audit",
             RecordKind::ManagementReview => "management_review",
             RecordKind::SoaVersion => "soa_version",
+            RecordKind::Objective => "objective",
         }
     }
 }
@@ -84,7 +89,7 @@ impl RecordRef {
             Error::invalid(
                 field,
                 format!(
-                    "`{value}` is not a record reference; use PREFIX-NUMBER such as NC-12 (prefixes: NC, CA, CR, RISK, AUD, MR, SOA)"
+                    "`{value}` is not a record reference; use PREFIX-NUMBER such as NC-12 (prefixes: NC, CA, CR, RISK, AUD, MR, SOA, OBJ)"
                 ),
             )
         };

@@ -2,12 +2,14 @@
 //! Schemas, a description, who may call it, a handler) and served by every front: MCP tool,
 //! JSON-RPC method and CLI.
 
+mod audits;
 mod awareness;
 mod changes;
 mod competence;
 mod controls;
 mod corrective_action;
 mod nonconformities;
+mod objectives;
 mod records;
 pub mod resources;
 mod risks;
@@ -232,6 +234,8 @@ impl Registry {
             competence::operations(),
             awareness::operations(),
             changes::operations(),
+            objectives::operations(),
+            audits::operations(),
         ]
         .into_iter()
         .flatten()

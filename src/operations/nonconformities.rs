@@ -97,7 +97,7 @@ impl NonconformityLogged {
     }
 }
 
-fn validate(input: &LogNonconformity, app: &App, today: chrono::NaiveDate) -> Result<NewNonconformity> {
+pub(super) fn validate(input: &LogNonconformity, app: &App, today: chrono::NaiveDate) -> Result<NewNonconformity> {
     let clauses = text::list("clauses", &input.clauses, 16)?
         .iter()
         .map(|c| ClauseRef::parse("clauses", c))
@@ -145,6 +145,25 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
             .ok_or_else(|| Error::Internal(format!("idempotency key points at missing {reference}")))?;
         return Ok(NonconformityLogged::of(nonconformity, true));
     }
+    let nonconformity = insert_logged(&mut w, &actor.name, OP, &nc, None).await?;
+    let reference = RecordRef::parse("ref", &nonconformity.reference)?;
+    if let Some(key) = &key {
+        w.complete_idempotency(&actor.name, OP, key, reference).await?;
+    }
+    w.commit().await?;
+    Ok(NonconformityLogged::of(nonconformity, false))
+}
+
+/// Logs a checked nonconformity inside `w`: finds similar and recurring ones, inserts it
+/// (linked to an internal audit when it is a finding of one), and appends its audit-trail
+/// entry and event. The one path for `log_nonconformity` and audit findings.
+pub(super) async fn insert_logged(
+    w: &mut Write,
+    actor: &str,
+    operation: &str,
+    nc: &NewNonconformity,
+    audit: Option<i64>,
+) -> Result<Nonconformity> {
     let controls: Vec<String> = nc.controls.iter().map(|c| c.as_str().to_owned()).collect();
     let clauses: Vec<String> = nc.clauses.iter().map(|c| c.as_str().to_owned()).collect();
     let pool = w.similarity_pool(&controls, SIMILARITY_POOL).await?;
@@ -162,22 +181,20 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
         .filter(|p| p.controls.iter().any(|c| controls.contains(c)))
         .map(|p| p.reference.clone())
         .collect();
-    let nonconformity = w.insert_nonconformity(&actor.name, &nc, &similar, &recurrence_of).await?;
-    let reference = RecordRef::parse("ref", &nonconformity.reference)?;
-    let detail = serde_json::to_value(&nonconformity).map_err(|e| Error::Internal(e.to_string()))?;
+    let nonconformity = w.insert_nonconformity(actor, nc, &similar, &recurrence_of, audit).await?;
+    let mut detail = serde_json::to_value(&nonconformity).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(a) = audit {
+        detail["audit"] = serde_json::json!(RecordRef::new(RecordKind::Audit, a).to_string());
+    }
     w.record(Change {
-        actor: &actor.name,
-        operation: OP,
+        actor,
+        operation,
         record: &nonconformity.reference,
         event: "nonconformity.logged",
         detail: &detail,
     })
     .await?;
-    if let Some(key) = &key {
-        w.complete_idempotency(&actor.name, OP, key, reference).await?;
-    }
-    w.commit().await?;
-    Ok(NonconformityLogged::of(nonconformity, false))
+    Ok(nonconformity)
 }
 
 /// How many earlier nonconformities (per criterion) are compared with one being handled.

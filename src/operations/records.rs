@@ -88,7 +88,21 @@ async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<S
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::Audit | RecordKind::ManagementReview => None,
+        RecordKind::Objective => app
+            .store
+            .objective(r.number)
+            .await?
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        RecordKind::Audit => app
+            .store
+            .audit(r.number)
+            .await?
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        RecordKind::ManagementReview => None,
     };
     Ok(value.and_then(|v| match v {
         serde_json::Value::Object(m) => Some(m),

@@ -10,6 +10,7 @@ mod changes;
 mod nonconformities;
 mod outbox;
 mod people;
+mod performance;
 mod risks;
 mod soa;
 

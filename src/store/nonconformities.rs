@@ -231,6 +231,7 @@ impl Write {
         nc: &NewNonconformity,
         similar: &[Similar],
         recurrence_of: &[String],
+        audit: Option<i64>,
     ) -> Result<Nonconformity> {
         let number = self.next_number(RecordKind::Nonconformity).await?;
         let now = stamp(self.now());
@@ -239,8 +240,8 @@ impl Write {
         sqlx::query(
             "INSERT INTO nonconformities (number, title, description, severity, source, status, clauses, controls, \
              detected_in, evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, \
-             similar_at_logging, recurrence_of) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $13, $14, $15, $16)",
+             similar_at_logging, recurrence_of, audit) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $13, $14, $15, $16, $17)",
         )
         .bind(number)
         .bind(&nc.title)
@@ -258,6 +259,7 @@ impl Write {
         .bind(actor)
         .bind(to_json(&similar)?)
         .bind(to_json(&recurrence_of)?)
+        .bind(audit)
         .execute(&mut **self.tx())
         .await?;
         for control in &controls {

@@ -41,6 +41,9 @@ TOOLS = {
     "decide_change_request",
     "update_change_request",
     "list_change_requests",
+    "define_objective",
+    "record_measurement",
+    "record_audit",
 }
 MODES = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 

@@ -1,0 +1,229 @@
+//! Objectives and measurements (6.2, 9.1) and internal audits (9.2).
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use super::{Store, Write};
+use crate::domain::internal_audit::{Audit, AuditBody, AuditStatus};
+use crate::domain::objective::{ComputedMetric, Measurement, Objective, ObjectiveBody};
+use crate::domain::references::{RecordKind, RecordRef};
+use crate::domain::time::stamp;
+use crate::error::{Error, Result};
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T> {
+    serde_json::from_str(raw).map_err(|e| Error::Internal(format!("stored {what}: {e}")))
+}
+
+async fn load_objective(conn: &mut AnyConnection, number: i64) -> Result<Option<Objective>> {
+    let Some(r) =
+        sqlx::query("SELECT number, body, computed, owner, created_at, created_by FROM objectives WHERE number = $1")
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let rows = sqlx::query(
+        "SELECT value, period, source, met, recorded_at, recorded_by FROM measurements WHERE objective = $1 ORDER BY id",
+    )
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?;
+    let measurements: Vec<Measurement> = rows
+        .iter()
+        .map(|m| {
+            let value: String = m.try_get(0)?;
+            Ok(Measurement {
+                value: value.parse().map_err(|_| Error::Internal(format!("stored measurement `{value}`")))?,
+                period: m.try_get(1)?,
+                source: m.try_get(2)?,
+                met: m.try_get::<i64, _>(3)? == 1,
+                recorded_at: m.try_get(4)?,
+                recorded_by: m.try_get(5)?,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let body: ObjectiveBody = parse("objective", &r.try_get::<String, _>(1)?)?;
+    let computed: Option<ComputedMetric> = r.try_get::<Option<String>, _>(2)?.map(|c| c.parse()).transpose()?;
+    Ok(Some(Objective {
+        reference: RecordRef::new(RecordKind::Objective, r.try_get(0)?).to_string(),
+        body,
+        computed,
+        owner: r.try_get(3)?,
+        met: measurements.last().map(|m| m.met),
+        measurements,
+        created_at: r.try_get(4)?,
+        created_by: r.try_get(5)?,
+    }))
+}
+
+const AUDIT_COLUMNS: &str =
+    "number, status, auditor, planned_date, audit_date, body, version, created_at, updated_at, updated_by";
+
+fn audit_from_row(r: &AnyRow) -> Result<Audit> {
+    Ok(Audit {
+        reference: RecordRef::new(RecordKind::Audit, r.try_get(0)?).to_string(),
+        status: r.try_get::<String, _>(1)?.parse()?,
+        auditor: r.try_get(2)?,
+        planned_date: r.try_get(3)?,
+        audit_date: r.try_get(4)?,
+        body: parse("audit", &r.try_get::<String, _>(5)?)?,
+        version: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+        updated_at: r.try_get(8)?,
+        updated_by: r.try_get(9)?,
+    })
+}
+
+impl Write {
+    /// Inserts an objective with the next `OBJ-n` number.
+    pub async fn insert_objective(
+        &mut self,
+        actor: &str,
+        body: &ObjectiveBody,
+        computed: Option<ComputedMetric>,
+        owner: &str,
+    ) -> Result<Objective> {
+        let number = self.next_number(RecordKind::Objective).await?;
+        sqlx::query("INSERT INTO objectives (number, body, computed, owner, version, created_at, created_by) VALUES ($1, $2, $3, $4, 1, $5, $6)")
+            .bind(number)
+            .bind(json(body)?)
+            .bind(computed.map(ComputedMetric::as_str))
+            .bind(owner)
+            .bind(stamp(self.now()))
+            .bind(actor)
+            .execute(&mut **self.tx())
+            .await?;
+        self.objective(number).await?.ok_or_else(|| Error::Internal(format!("OBJ-{number} vanished")))
+    }
+
+    /// An objective read inside this write.
+    pub async fn objective(&mut self, number: i64) -> Result<Option<Objective>> {
+        load_objective(self.tx(), number).await
+    }
+
+    /// Stores a measurement.
+    pub async fn insert_measurement(&mut self, objective: i64, m: &Measurement) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO measurements (objective, value, period, source, met, recorded_at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(objective)
+        .bind(m.value.to_string())
+        .bind(&m.period)
+        .bind(&m.source)
+        .bind(i64::from(m.met))
+        .bind(&m.recorded_at)
+        .bind(&m.recorded_by)
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(())
+    }
+
+    /// Inserts an audit with the next `AUD-n` number.
+    pub async fn insert_audit(&mut self, actor: &str, a: &Audit) -> Result<i64> {
+        let number = self.next_number(RecordKind::Audit).await?;
+        let now = stamp(self.now());
+        sqlx::query(
+            "INSERT INTO audits (number, status, auditor, planned_date, audit_date, body, version, created_at, created_by, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $7, $8)",
+        )
+        .bind(number)
+        .bind(a.status.as_str())
+        .bind(a.auditor.as_deref())
+        .bind(&a.planned_date)
+        .bind(a.audit_date.as_deref())
+        .bind(json(&a.body)?)
+        .bind(&now)
+        .bind(actor)
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(number)
+    }
+
+    /// An audit read inside this write.
+    pub async fn audit(&mut self, number: i64) -> Result<Option<Audit>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE number = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&mut **self.tx()).await?;
+        row.as_ref().map(audit_from_row).transpose()
+    }
+
+    /// Completes an audit read at version `expected`.
+    pub async fn complete_audit(
+        &mut self,
+        actor: &str,
+        number: i64,
+        expected: i64,
+        auditor: &str,
+        audit_date: &str,
+        body: &AuditBody,
+    ) -> Result<()> {
+        let query = sqlx::query(
+            "UPDATE audits SET status = $1, auditor = $2, audit_date = $3, body = $4, version = version + 1, \
+             updated_at = $5, updated_by = $6 WHERE number = $7 AND version = $8",
+        )
+        .bind(AuditStatus::Completed.as_str())
+        .bind(auditor.to_owned())
+        .bind(audit_date.to_owned())
+        .bind(json(body)?);
+        self.versioned_update(query, "audits", RecordRef::new(RecordKind::Audit, number), actor, expected).await
+    }
+}
+
+impl Store {
+    /// The objective with this number, with its measurements.
+    pub async fn objective(&self, number: i64) -> Result<Option<Objective>> {
+        let mut conn = self.pool().acquire().await?;
+        load_objective(&mut conn, number).await
+    }
+
+    /// The audit with this number.
+    pub async fn audit(&self, number: i64) -> Result<Option<Audit>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE number = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(self.pool()).await?;
+        row.as_ref().map(audit_from_row).transpose()
+    }
+
+    /// Corrective actions of major nonconformities that are done or due by `today`, as
+    /// (due date, done at or none).
+    pub async fn major_actions(&self, today: &str) -> Result<Vec<(String, Option<String>)>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT ca.due_date, ca.status, ca.updated_at FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
+             WHERE n.severity = 'major' AND (ca.status = 'done' OR ca.due_date < $1)",
+        )
+        .bind(today)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(due, status, at)| (due, (status == "done").then_some(at))).collect())
+    }
+
+    /// Owners of what an audit may cover: SoA entry owners of controls, risk owners, action
+    /// owners, change requesters; as (what, owner).
+    pub async fn owners_in_scope(&self, controls: &[String], records: &[RecordRef]) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for c in controls {
+            let owner: Option<Option<String>> = sqlx::query_scalar("SELECT owner FROM soa_entries WHERE control = $1")
+                .bind(c)
+                .fetch_optional(self.pool())
+                .await?;
+            if let Some(Some(o)) = owner {
+                out.push((c.clone(), o));
+            }
+        }
+        for r in records {
+            let sql = match r.kind {
+                RecordKind::Risk => "SELECT owner FROM risks WHERE number = $1",
+                RecordKind::CorrectiveAction => "SELECT owner FROM corrective_actions WHERE number = $1",
+                RecordKind::ChangeRequest => "SELECT requester FROM change_requests WHERE number = $1",
+                RecordKind::Nonconformity => "SELECT owner FROM corrective_actions WHERE nc = $1",
+                _ => continue,
+            };
+            let owners: Vec<String> = sqlx::query_scalar(sql).bind(r.number).fetch_all(self.pool()).await?;
+            out.extend(owners.into_iter().map(|o| (r.to_string(), o)));
+        }
+        Ok(out)
+    }
+}
