@@ -206,6 +206,43 @@ async fn suite(url: &str) {
     assert_eq!(cr(&failed)["notes"].as_array().unwrap().len(), 1);
     ok(&h, "bob", "update_change_request", json!({"ref": r, "version": 4, "review": {"outcome": "Rolled back cleanly", "controls_or_soa_update_needed": false}})).await;
 
+    // An emergency change cannot close without its approval; a rejected one must be rolled back.
+    let unapproved =
+        ok(&h, "agent-1", "raise_change_request", change("emergency", json!({"title": "Hotfix the proxy"}))).await;
+    let u = cr(&unapproved)["ref"].clone();
+    ok(&h, "agent-1", "update_change_request", json!({"ref": u, "version": 1, "status": "implementing"})).await;
+    ok(
+        &h,
+        "dirk-jan",
+        "decide_change_request",
+        json!({"ref": u, "version": 2, "decision": "reject", "reason": "Too risky"}),
+    )
+    .await;
+    refused(
+        &h,
+        "agent-1",
+        "update_change_request",
+        json!({"ref": u, "version": 3, "status": "implemented"}),
+        "rolled_back",
+    )
+    .await;
+    ok(&h, "agent-1", "update_change_request", json!({"ref": u, "version": 3, "status": "rolled_back"})).await;
+    ok(
+        &h,
+        "agent-1",
+        "update_change_request",
+        json!({"ref": u, "version": 4, "review": {"outcome": "Undone", "controls_or_soa_update_needed": false}}),
+    )
+    .await;
+    refused(
+        &h,
+        "julian",
+        "update_change_request",
+        json!({"ref": u, "version": 5, "status": "closed"}),
+        "without an approval",
+    )
+    .await;
+
     // Emergency: implemented first, flagged until a retrospective approval; late approval is flagged too.
     let em =
         ok(&h, "agent-1", "raise_change_request", change("emergency", json!({"title": "Block the leaked key"}))).await;

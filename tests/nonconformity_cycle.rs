@@ -343,6 +343,44 @@ async fn cycle(url: &str) {
     assert_eq!(refs, ["NC-4"]);
     assert_eq!(c.record("CA-4").await["record"]["overdue"], true);
 
+    // Two owners finishing the last two actions at once: the nonconformity still moves on.
+    for round in 0..3 {
+        let logged = c.ok("agent-1", "log_nonconformity", json!({"title": format!("Race {round}"), "description": "two owners", "severity": "minor", "source": "monitoring", "correction": "contained"})).await;
+        let r = logged["ref"].as_str().unwrap().to_owned();
+        let similar: Vec<Value> =
+            logged["similar"].as_array().unwrap().iter().map(|s| json!({"ref": s["ref"], "related": false})).collect();
+        c.ok("agent-1", "record_nonconformity_analysis", json!({"ref": r, "version": 1, "method": "5 whys", "root_cause": "x", "similar": similar, "action_needed": true})).await;
+        let p1 = c
+            .ok(
+                "agent-1",
+                "plan_corrective_action",
+                json!({"ref": r, "version": 2, "description": "one", "owner": "bob"}),
+            )
+            .await;
+        let p2 = c
+            .ok(
+                "agent-1",
+                "plan_corrective_action",
+                json!({"ref": r, "version": 3, "description": "two", "owner": "agent-1"}),
+            )
+            .await;
+        let (x, y) = tokio::join!(
+            c.as_(
+                "bob",
+                "update_corrective_action",
+                json!({"ref": p1["action"]["ref"], "version": 1, "status": "done", "evidence": ["e1"]})
+            ),
+            c.as_(
+                "agent-1",
+                "update_corrective_action",
+                json!({"ref": p2["action"]["ref"], "version": 1, "status": "done", "evidence": ["e2"]})
+            ),
+        );
+        x.unwrap();
+        y.unwrap();
+        assert_eq!(c.record(&r).await["record"]["status"], "actions_done", "round {round}");
+    }
+
     // Every step published its event; the chain holds.
     let events: Vec<String> =
         c.h.app.store.pending_events(500).await.unwrap().into_iter().map(|e| e.event_type).collect();

@@ -170,17 +170,37 @@ async fn suite(url: &str) {
     created.dedup();
     assert_eq!(created.len(), 24, "no duplicate refs");
 
+    // Verification while others write: never a false alarm.
+    let writer = {
+        let app = h.app.clone();
+        tokio::spawn(async move {
+            let op = Registry::new();
+            for i in 0..30 {
+                op.get("log_nonconformity")
+                    .unwrap()
+                    .call(app.clone(), actor("agent-1", Role::Agent), nc(&format!("during verify {i}"), "minor", &[]))
+                    .await
+                    .expect("write during verification");
+            }
+        })
+    };
+    for _ in 0..15 {
+        let report = h.ok("verify_audit_trail", json!({})).await;
+        assert_eq!(report["intact"], true, "a verification during writes: {report}");
+    }
+    writer.await.unwrap();
+
     // Every write has its outbox event.
     let events = h.app.store.pending_events(1000).await.unwrap();
     let nc_events = events.iter().filter(|e| e.event_type == "nonconformity.logged").count();
-    assert_eq!(nc_events, 29);
+    assert_eq!(nc_events, 59);
     assert_eq!(h.app.store.outbox_backlog().await.unwrap(), events.len() as i64);
 
     // The chain is intact, then tampering and truncation are found.
     let report = h.ok("verify_audit_trail", json!({})).await;
     assert_eq!(report["intact"], true, "{report}");
     let total = report["entries_checked"].as_i64().unwrap();
-    assert_eq!(total, 3 + 29, "3 actors and 29 nonconformities");
+    assert_eq!(total, 3 + 59, "3 actors and 59 nonconformities");
     h.raw("UPDATE audit_log SET detail = '{\"title\":\"nothing happened\"}' WHERE seq = 5").await;
     let report = h.ok("verify_audit_trail", json!({})).await;
     assert_eq!(report["intact"], false);

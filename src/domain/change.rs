@@ -122,9 +122,28 @@ fn allowed(kind: ChangeType, from: CrStatus, to: CrStatus) -> bool {
     ) || (from == Submitted && to == Implementing && kind == ChangeType::Emergency)
 }
 
-/// The status after an implementation step, or the refusal naming what is missing.
-pub fn advance(reference: &str, kind: ChangeType, status: CrStatus, to: CrStatus) -> Result<CrStatus> {
+/// The status after an implementation step, or the refusal naming what is missing. An
+/// emergency change closes only once approved; a rejected one goes no further than rolled back.
+pub fn advance(
+    reference: &str,
+    kind: ChangeType,
+    status: CrStatus,
+    to: CrStatus,
+    decision: Option<Decision>,
+) -> Result<CrStatus> {
     use CrStatus::*;
+    if kind == ChangeType::Emergency && to == Closed && decision != Some(Decision::Approve) {
+        return Err(Error::rule(
+            format!("{reference} is an emergency change without an approval; it cannot close"),
+            "an ISMS manager or top management decides it retrospectively with decide_change_request",
+        ));
+    }
+    if decision == Some(Decision::Reject) && matches!(to, Implementing | Implemented) {
+        return Err(Error::rule(
+            format!("{reference} was rejected"),
+            "roll it back: update_change_request with status rolled_back",
+        ));
+    }
     if allowed(kind, status, to) {
         return Ok(to);
     }
@@ -145,8 +164,12 @@ pub fn advance(reference: &str, kind: ChangeType, status: CrStatus, to: CrStatus
     Err(Error::rule(format!("{reference} cannot go from {} to {}", status.as_str(), to.as_str()), hint))
 }
 
-/// A post-implementation review may follow implementation, failure or roll-back.
-pub fn check_review(reference: &str, status: CrStatus) -> Result<CrStatus> {
+/// A post-implementation review may follow implementation, failure or roll-back; a rejected
+/// change only once rolled back.
+pub fn check_review(reference: &str, status: CrStatus, decision: Option<Decision>) -> Result<CrStatus> {
+    if decision == Some(Decision::Reject) && status != CrStatus::RolledBack {
+        return Err(Error::rule(format!("{reference} was rejected"), "roll it back first: status rolled_back"));
+    }
     match status {
         CrStatus::Implemented | CrStatus::Failed | CrStatus::RolledBack => Ok(CrStatus::Reviewed),
         other => Err(Error::rule(
@@ -193,22 +216,28 @@ mod tests {
         assert_eq!(initial_status(ChangeType::Standard), Approved);
         assert_eq!(decide("CR-1", n, Submitted, false, Decision::Approve).unwrap(), Approved);
         assert!(decide("CR-1", n, Approved, true, Decision::Approve).is_err());
-        assert_eq!(advance("CR-1", n, Approved, Implementing).unwrap(), Implementing);
-        assert_eq!(advance("CR-1", n, Implementing, Implemented).unwrap(), Implemented);
-        let e = advance("CR-1", n, Implemented, Closed).unwrap_err().to_string();
+        assert_eq!(advance("CR-1", n, Approved, Implementing, None).unwrap(), Implementing);
+        assert_eq!(advance("CR-1", n, Implementing, Implemented, None).unwrap(), Implemented);
+        let e = advance("CR-1", n, Implemented, Closed, None).unwrap_err().to_string();
         assert!(e.contains("review"), "{e}");
-        assert_eq!(check_review("CR-1", Implemented).unwrap(), Reviewed);
-        assert_eq!(advance("CR-1", n, Reviewed, Closed).unwrap(), Closed);
-        let e = advance("CR-1", n, Submitted, Implementing).unwrap_err().to_string();
+        assert_eq!(check_review("CR-1", Implemented, None).unwrap(), Reviewed);
+        assert_eq!(advance("CR-1", n, Reviewed, Closed, None).unwrap(), Closed);
+        let e = advance("CR-1", n, Submitted, Implementing, None).unwrap_err().to_string();
         assert!(e.contains("decide_change_request"), "{e}");
-        assert!(advance("CR-1", n, Rejected, Implementing).is_err());
+        assert!(advance("CR-1", n, Rejected, Implementing, None).is_err());
     }
 
     #[test]
     fn emergencies_go_first_and_are_decided_after() {
         let e = ChangeType::Emergency;
-        assert_eq!(advance("CR-2", e, Submitted, Implementing).unwrap(), Implementing);
+        assert_eq!(advance("CR-2", e, Submitted, Implementing, None).unwrap(), Implementing);
         assert_eq!(decide("CR-2", e, Implemented, false, Decision::Approve).unwrap(), Implemented);
+        let e2 = advance("CR-2", e, Reviewed, Closed, None).unwrap_err().to_string();
+        assert!(e2.contains("without an approval"), "{e2}");
+        assert!(advance("CR-2", e, Reviewed, Closed, Some(Decision::Approve)).is_ok());
+        assert!(advance("CR-2", e, Implementing, Implemented, Some(Decision::Reject)).is_err());
+        assert!(check_review("CR-2", Implemented, Some(Decision::Reject)).is_err());
+        assert!(check_review("CR-2", RolledBack, Some(Decision::Reject)).is_ok());
         let start = Utc::now() - Duration::hours(80);
         assert!(retrospective_overdue(e, false, Some(start), Utc::now(), 72));
         assert!(!retrospective_overdue(e, true, Some(start), Utc::now(), 72));

@@ -37,6 +37,7 @@ pub mod change;
 pub mod competence;
 pub mod corrective_action;
 pub mod internal_audit;
+pub mod management_review;
 pub mod nonconformity;
 pub mod objective;
 pub mod references;

@@ -27,6 +27,9 @@ pub fn optional(field: &str, value: Option<&str>, max: usize) -> Result<Option<S
 }
 
 fn bounded(field: &str, v: &str, max: usize) -> Result<String> {
+    if v.contains('\0') {
+        return Err(Error::invalid(field, "contains a NUL character; send plain text"));
+    }
     let n = v.chars().count();
     if n > max {
         return Err(Error::invalid(field, format!("is {n} characters long; the limit is {max}")));
@@ -58,6 +61,7 @@ mod tests {
         assert_eq!(required("title", "  x ", 5).unwrap(), "x");
         assert!(required("title", "   ", 5).is_err());
         assert!(required("title", "abcdef", 5).is_err());
+        assert!(required("title", "a\0b", 5).is_err());
         assert_eq!(optional("n", Some(" "), 5).unwrap(), None);
         let e = required("title", "abcdef", 5).unwrap_err().to_string();
         assert!(e.contains("`title`") && e.contains("limit is 5"), "{e}");

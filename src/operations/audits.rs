@@ -123,6 +123,41 @@ async fn record_audit(app: Arc<App>, actor: Actor, input: RecordAudit) -> Result
         })
         .collect::<Result<Vec<_>>>()?;
 
+    // Independence is checked before the write starts: it reads other records.
+    let scope = match input.reference.as_deref() {
+        Some(reference) => {
+            let r = RecordRef::parse("ref", reference)?;
+            match app.store.audit(r.number).await? {
+                Some(a) if r.kind == RecordKind::Audit => Some(a.body.scope),
+                _ => None,
+            }
+        }
+        None => input.scope.clone(),
+    };
+    if performed {
+        let auditor = auditor.clone().unwrap_or_default();
+        if app.store.actor_by_name(&auditor).await?.is_none() {
+            return Err(Error::not_found(
+                format!("actor `{auditor}`"),
+                "the auditor must be a registered, active actor",
+            ));
+        }
+        let scope = scope.clone().unwrap_or_default();
+        let mut controls = Vec::new();
+        for c in &scope.controls {
+            controls.push(ControlRef::parse("scope.controls", c)?.as_str().to_owned());
+        }
+        let records: Vec<RecordRef> =
+            scope.records.iter().map(|r| RecordRef::parse("scope.records", r)).collect::<Result<_>>()?;
+        let owned: Vec<Owned> = app
+            .store
+            .owners_in_scope(&controls, &records)
+            .await?
+            .into_iter()
+            .map(|(what, owner)| Owned { what, owner })
+            .collect();
+        check_independence(&auditor, &auditees, &owned)?;
+    }
     let mut w = app.store.begin_write().await?;
     let (number, mut audit) = match input.reference.as_deref() {
         Some(reference) => {

@@ -47,7 +47,7 @@ pub struct PublishPolicy {
     /// SHA-256 of the text; required with location only.
     #[serde(default)]
     pub sha256: Option<String>,
-    /// YYYY-MM-DD from when it applies; default today.
+    /// YYYY-MM-DD from when it applies (today or earlier); default today.
     #[serde(default)]
     pub effective_date: Option<String>,
     /// Roles it binds; default everyone.
@@ -92,6 +92,14 @@ async fn publish_policy(app: Arc<App>, actor: Actor, input: PublishPolicy) -> Re
         Some(d) => parse_date("effective_date", d)?,
         None => today,
     };
+    if effective > today {
+        return Err(Error::invalid(
+            "effective_date",
+            format!(
+                "{effective} is in the future; publish the version on the day it takes effect, so the version in force stays current until then"
+            ),
+        ));
+    }
     let mut roles = input.roles.clone();
     roles.dedup();
     let mut w = app.store.begin_write().await?;

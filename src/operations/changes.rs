@@ -334,7 +334,7 @@ async fn update(app: Arc<App>, actor: Actor, input: UpdateChangeRequest) -> Resu
     let now = stamp(w.now());
     let mut event = "change_request.updated";
     if let Some(to) = input.status {
-        u.status = advance(&cr.reference, cr.kind, cr.status, to)?;
+        u.status = advance(&cr.reference, cr.kind, cr.status, to, cr.decision)?;
         match to {
             CrStatus::Implementing => u.started_at = Some(now.clone()),
             CrStatus::Implemented | CrStatus::Failed | CrStatus::RolledBack => u.finished_at = Some(now.clone()),
@@ -348,7 +348,7 @@ async fn update(app: Arc<App>, actor: Actor, input: UpdateChangeRequest) -> Resu
         };
     }
     if let Some(review) = &input.review {
-        u.status = check_review(&cr.reference, cr.status)?;
+        u.status = check_review(&cr.reference, cr.status, cr.decision)?;
         u.body.review = Some(Review {
             outcome: text::required("review.outcome", &review.outcome, MAX_TEXT)?,
             issues_found: text::optional("review.issues_found", review.issues_found.as_deref(), MAX_TEXT)?,

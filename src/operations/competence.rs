@@ -138,6 +138,7 @@ async fn record_competence(app: Arc<App>, actor: Actor, input: RecordCompetence)
         ));
     }
     check_assessor(&subject.name, &assessor)?;
+    check_assessor(&subject.name, &actor.name)?;
     let mut w = app.store.begin_write().await?;
     let record = CompetenceRecord {
         actor: subject.name.clone(),

@@ -149,6 +149,15 @@ async fn record_analysis(app: Arc<App>, actor: Actor, input: RecordAnalysis) -> 
     let nc = load_nc(&mut w, r).await?;
     nc.check_version(input.version)?;
     check_action_decision(nc.severity, input.action_needed, justification.as_deref())?;
+    if !input.action_needed && !nc.reviews.is_empty() {
+        return Err(Error::rule(
+            format!(
+                "{} had corrective actions reviewed as not effective; it cannot now be closed without action",
+                nc.reference
+            ),
+            "keep action_needed=true and plan a new corrective action",
+        ));
+    }
     let mut gate = nc.gate();
     gate.has_correction = gate.has_correction || correction.is_some();
     let status = gate.after(NcStep::Analyse)?;
@@ -246,6 +255,9 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
     let given_due = input.due_date.as_deref().map(|d| parse_date("due_date", d)).transpose()?;
     let key = text::optional("idempotency_key", input.idempotency_key.as_deref(), 200)?;
 
+    if app.store.actor_by_name(&owner).await?.is_none() {
+        return Err(Error::not_found(format!("actor `{owner}`"), "the owner must be a registered, active actor"));
+    }
     let mut w = app.store.begin_write().await?;
     if let Some(key) = &key
         && let Claim::Replay(reference) = w.claim_idempotency(&actor.name, OP, key, &request_hash(&input)?).await?
@@ -259,9 +271,6 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
     let nc = load_nc(&mut w, r).await?;
     nc.check_version(input.version)?;
     let status = nc.gate().after(NcStep::PlanAction)?;
-    if app.store.actor_by_name(&owner).await?.is_none() {
-        return Err(Error::not_found(format!("actor `{owner}`"), "the owner must be a registered, active actor"));
-    }
     let nc_due = nc.due_date.as_deref().map(|d| parse_date("due_date", d)).transpose()?;
     let due = action_due_date(&nc.reference, nc.severity, nc_due, given_due, w.now().date_naive())?;
     let action = w.insert_corrective_action(&actor.name, &nc, &description, &owner, due).await?;
@@ -333,6 +342,11 @@ async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Resu
     let new_evidence = text::list("evidence", &input.evidence, 1000)?;
 
     let mut w = app.store.begin_write().await?;
+    let located = w
+        .corrective_action(r.number)
+        .await?
+        .ok_or_else(|| Error::not_found(r.to_string(), "get_record on the nonconformity lists its actions"))?;
+    w.lock_nonconformity(RecordRef::parse("ref", &located.nonconformity)?.number).await?;
     let action = w
         .corrective_action(r.number)
         .await?

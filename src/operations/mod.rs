@@ -8,6 +8,7 @@ mod changes;
 mod competence;
 mod controls;
 mod corrective_action;
+mod management_review;
 mod nonconformities;
 mod objectives;
 mod records;
@@ -236,6 +237,7 @@ impl Registry {
             changes::operations(),
             objectives::operations(),
             audits::operations(),
+            management_review::operations(),
         ]
         .into_iter()
         .flatten()

@@ -221,6 +221,9 @@ async fn update_risk(app: Arc<App>, actor: Actor, input: UpdateRisk) -> Result<R
     if r.kind != RecordKind::Risk {
         return Err(Error::invalid("ref", format!("`{}` is not a risk reference (RISK-n)", input.reference)));
     }
+    if let Some(owner) = &input.owner {
+        check_owner(&app, owner.trim()).await?;
+    }
     let mut w = app.store.begin_write().await?;
     let risk = load(&mut w, &app, r).await?;
     risk.check_version(input.version)?;
@@ -263,9 +266,6 @@ async fn update_risk(app: Arc<App>, actor: Actor, input: UpdateRisk) -> Result<R
     };
     let a = assessment(&f);
     a.check(app.risk, f.controls.len())?;
-    if f.owner != risk.owner {
-        check_owner(&app, &f.owner).await?;
-    }
     let reassessed = f.likelihood.get() != risk.likelihood
         || f.impact.get() != risk.impact
         || f.residual_likelihood.map(Rating::get) != risk.residual_likelihood

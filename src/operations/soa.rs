@@ -106,7 +106,14 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
                         Err(Error::invalid("risks", format!("{r} is not a risk (RISK-n)")))
                     }
                 })
-                .collect::<Result<Vec<i64>>>()?,
+                .collect::<Result<Vec<i64>>>()?
+                .into_iter()
+                .fold(Vec::new(), |mut acc, n| {
+                    if !acc.contains(&n) {
+                        acc.push(n);
+                    }
+                    acc
+                }),
         ),
     };
 

@@ -64,11 +64,16 @@ impl Store {
     /// Walks the chain from the first entry and checks the stored head, so an altered,
     /// removed or truncated entry is found.
     pub async fn verify_chain(&self) -> Result<ChainReport> {
+        // The head is read first and the walk stops at it, so writes committed during the walk
+        // (which append after the head) are neither missed nor taken for a truncation.
+        let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1").fetch_one(self.pool()).await?;
+        let (head_seq, head_hash): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
         let mut walk = ChainWalk::default();
         let mut checked = 0i64;
         let mut rows = sqlx::query(
-            "SELECT seq, at, actor, operation, record_ref, detail, prev_hash, hash FROM audit_log ORDER BY seq",
+            "SELECT seq, at, actor, operation, record_ref, detail, prev_hash, hash FROM audit_log WHERE seq <= $1 ORDER BY seq",
         )
+        .bind(head_seq)
         .fetch(self.pool());
         while let Some(r) = rows.try_next().await? {
             let seq: i64 = r.try_get(0)?;
@@ -109,8 +114,6 @@ impl Store {
             checked += 1;
         }
         drop(rows);
-        let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1").fetch_one(self.pool()).await?;
-        let (head_seq, head_hash): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
         let truncated = head_seq != checked || head_hash != walk.head();
         Ok(ChainReport {
             intact: !truncated,

@@ -11,6 +11,7 @@ mod nonconformities;
 mod outbox;
 mod people;
 mod performance;
+mod review;
 mod risks;
 mod soa;
 
@@ -20,6 +21,7 @@ pub use changes::{CrFilter, CrUpdate};
 pub use nonconformities::{NcFilter, NcUpdate};
 pub use outbox::OutboxEvent;
 pub use people::NewPolicy;
+pub use review::{NcFact, StoredReview};
 pub use risks::RiskFields;
 pub use soa::{SoaEntryFields, SoaVersion};
 

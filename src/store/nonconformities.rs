@@ -278,6 +278,16 @@ impl Write {
         load_nc(self.tx(), number, today).await
     }
 
+    /// Takes the nonconformity's row lock (PostgreSQL; SQLite's writer lock already holds),
+    /// so decisions about its actions as a whole see every other writer's committed change.
+    pub async fn lock_nonconformity(&mut self, number: i64) -> Result<()> {
+        sqlx::query("UPDATE nonconformities SET version = version WHERE number = $1")
+            .bind(number)
+            .execute(&mut **self.tx())
+            .await?;
+        Ok(())
+    }
+
     /// A corrective action read inside this write.
     pub async fn corrective_action(&mut self, number: i64) -> Result<Option<CorrectiveAction>> {
         let today = self.now().date_naive();

@@ -44,6 +44,11 @@ TOOLS = {
     "define_objective",
     "record_measurement",
     "record_audit",
+    "record_context",
+    "get_management_review_inputs",
+    "record_management_review",
+    "complete_review_action",
+    "check_certification_readiness",
 }
 MODES = {"legacy": "2025-11-25", "auto": "2026-07-28"}
 

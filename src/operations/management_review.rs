@@ -1,0 +1,587 @@
+//! Management review (9.3): the context register, the inputs of 9.3.2 a)-g) computed from the
+//! records, the review's decisions and actions, and the Stage 1 readiness checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{App, Effect, Operation};
+use crate::domain::access::Access;
+use crate::domain::actor::{Actor, Role};
+use crate::domain::management_review::{Check, ContextItem, ContextKind, ReadinessFacts, ReviewAction, readiness};
+use crate::domain::references::{RecordKind, RecordRef};
+use crate::domain::risk::{RiskLevel, Treatment};
+use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
+use crate::domain::time::{date, parse_date, stamp};
+use crate::error::{Error, Result};
+use crate::store::Change;
+
+pub(super) fn operations() -> Vec<Operation> {
+    const LEADERS: Access = Access::Only(&[Role::IsmsManager, Role::TopManagement]);
+    vec![
+        Operation::new("record_context", Effect::Update, LEADERS, record_context),
+        Operation::new("get_management_review_inputs", Effect::Read, Access::Everyone, get_inputs),
+        Operation::new("record_management_review", Effect::Create, LEADERS, record_review),
+        Operation::new("complete_review_action", Effect::Update, Access::Contributors, complete_action),
+        Operation::new("check_certification_readiness", Effect::Read, Access::Everyone, check_readiness),
+    ]
+}
+
+/// Record or change an entry of the context register: the ISMS scope (4.3), internal or external issues (4.1), interested parties with their expectations and feedback (4.2); dated for management review.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordContext {
+    /// scope | internal_issue | external_issue | interested_party.
+    pub kind: ContextKind,
+    /// Name, unique per kind, e.g. "Clients".
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// An interested party's needs and expectations.
+    #[serde(default)]
+    pub expectations: Option<String>,
+    /// Feedback received from it.
+    #[serde(default)]
+    pub feedback: Option<String>,
+    /// False to withdraw the entry.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The entry as recorded.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ContextRecorded {
+    /// The entry.
+    pub item: ContextItem,
+}
+
+async fn record_context(app: Arc<App>, actor: Actor, input: RecordContext) -> Result<ContextRecorded> {
+    let mut w = app.store.begin_write().await?;
+    let item = ContextItem {
+        kind: input.kind,
+        name: text::required("name", &input.name, MAX_TITLE)?,
+        description: text::required("description", &input.description, MAX_TEXT)?,
+        expectations: text::optional("expectations", input.expectations.as_deref(), MAX_TEXT)?,
+        feedback: text::optional("feedback", input.feedback.as_deref(), MAX_TEXT)?,
+        active: input.active,
+        changed_at: stamp(w.now()),
+        changed_by: actor.name.clone(),
+    };
+    w.upsert_context(&item).await?;
+    let detail = serde_json::to_value(&item).map_err(|e| Error::Internal(e.to_string()))?;
+    let record = format!("context:{}:{}", item.kind.as_str(), item.name);
+    w.record(Change {
+        actor: &actor.name,
+        operation: "record_context",
+        record: &record,
+        event: "context.recorded",
+        detail: &detail,
+    })
+    .await?;
+    w.commit().await?;
+    Ok(ContextRecorded { item })
+}
+
+/// Compute the management review inputs of ISO 27001 9.3.2 a)-g) from the records for a period (default: since the last review, or 90 days), each with the refs it came from.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetInputs {
+    /// Start of the period, YYYY-MM-DD.
+    #[serde(default)]
+    pub since: Option<String>,
+}
+
+/// 9.3.2 d) 1: nonconformities and corrective actions.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct NcTrend {
+    /// Logged in the period.
+    pub logged: Vec<String>,
+    /// Logged in the period, per severity.
+    pub by_severity: BTreeMap<String, usize>,
+    /// Logged per month (YYYY-MM).
+    pub by_month: BTreeMap<String, usize>,
+    /// Closed in the period.
+    pub closed: Vec<String>,
+    /// Open now.
+    pub open: usize,
+    /// Corrective actions done in the period.
+    pub actions_done: Vec<String>,
+    /// Corrective actions open past their due date.
+    pub actions_overdue: Vec<String>,
+}
+
+/// A measurement in the period.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct MeasurementInput {
+    /// The objective.
+    pub objective: String,
+    /// Period measured.
+    pub period: String,
+    /// Value.
+    pub value: f64,
+    /// Met the target.
+    pub met: bool,
+}
+
+/// An audit completed in the period.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct AuditInput {
+    /// The audit.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// When performed.
+    pub date: Option<String>,
+    /// Conclusion.
+    pub conclusion: Option<String>,
+    /// Nonconformities raised.
+    pub findings: Vec<String>,
+}
+
+/// 9.3.2 d): feedback on information security performance.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Performance {
+    /// 1. nonconformities and corrective actions.
+    pub nonconformities: NcTrend,
+    /// 2. monitoring and measurement results.
+    pub measurements: Vec<MeasurementInput>,
+    /// 3. audit results.
+    pub audits: Vec<AuditInput>,
+    /// 4. objectives met (by their latest measurement).
+    pub objectives_met: Vec<String>,
+    /// 4. objectives not met.
+    pub objectives_not_met: Vec<String>,
+    /// 4. objectives never measured.
+    pub objectives_unmeasured: Vec<String>,
+}
+
+/// 9.3.2 e): feedback from interested parties.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Feedback {
+    /// Nonconformities from complaints in the period.
+    pub complaints: Vec<String>,
+    /// Interested parties whose feedback changed in the period.
+    pub parties: Vec<ContextItem>,
+}
+
+/// 9.3.2 f): risk assessment results and treatment progress.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RiskInput {
+    /// Risks registered.
+    pub total: usize,
+    /// Per level of the inherent score.
+    pub by_level: BTreeMap<String, usize>,
+    /// Per treatment option.
+    pub by_treatment: BTreeMap<String, usize>,
+    /// Residual risk accepted by its owner.
+    pub accepted: Vec<String>,
+    /// Residual rated but not accepted.
+    pub awaiting_acceptance: Vec<String>,
+    /// High or critical and not yet treated to a residual rating.
+    pub high_untreated: Vec<String>,
+}
+
+/// 9.3.2 g): opportunities for continual improvement.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Opportunities {
+    /// Observations logged in the period.
+    pub observations: Vec<String>,
+    /// Changes whose review found controls or the SoA need updating.
+    pub changes_needing_updates: Vec<String>,
+    /// Implemented controls with missing or old evidence.
+    pub stale_evidence: Vec<String>,
+    /// Applicable controls tied to no risk or requirement.
+    pub untraceable: Vec<String>,
+}
+
+/// The inputs of a management review.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct ReviewInputs {
+    /// Period start (YYYY-MM-DD).
+    pub since: String,
+    /// Period end (YYYY-MM-DD).
+    pub until: String,
+    /// a) actions from previous reviews: open (overdue flagged) and done in the period.
+    pub a_previous_actions: Vec<ReviewAction>,
+    /// b) internal and external issues changed in the period.
+    pub b_issues: Vec<ContextItem>,
+    /// c) interested parties whose needs changed in the period.
+    pub c_interested_parties: Vec<ContextItem>,
+    /// d) performance.
+    pub d_performance: Performance,
+    /// e) interested-party feedback.
+    pub e_feedback: Feedback,
+    /// f) risks.
+    pub f_risks: RiskInput,
+    /// g) opportunities.
+    pub g_opportunities: Opportunities,
+}
+
+fn refs(kind: RecordKind, numbers: Vec<i64>) -> Vec<String> {
+    numbers.into_iter().map(|n| RecordRef::new(kind, n).to_string()).collect()
+}
+
+/// Computes the 9.3.2 inputs for the period from `since` to today.
+pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Result<ReviewInputs> {
+    let today = Utc::now().date_naive();
+    let since = match since {
+        Some(d) => d,
+        None => match app.store.review(None).await? {
+            Some(r) => parse_date("since", &r.review_date)?,
+            None => today - Duration::days(90),
+        },
+    };
+    let since_day = date(since);
+    let since_stamp = format!("{since_day}T00:00:00.000000Z");
+
+    let actions: Vec<ReviewAction> = app
+        .store
+        .review_actions(None, today)
+        .await?
+        .into_iter()
+        .filter(|a| a.done_at.as_deref().is_none_or(|d| d >= since_stamp.as_str()))
+        .collect();
+    let context = app.store.context(None, Some(&since_stamp)).await?;
+    let (parties, issues): (Vec<ContextItem>, Vec<ContextItem>) = context
+        .into_iter()
+        .filter(|c| c.kind != ContextKind::Scope)
+        .partition(|c| c.kind == ContextKind::InterestedParty);
+
+    let facts = app.store.nc_facts(&since_stamp).await?;
+    let logged: Vec<_> = facts.iter().filter(|f| f.created_at >= since_stamp).collect();
+    let mut by_severity = BTreeMap::new();
+    let mut by_month = BTreeMap::new();
+    for f in &logged {
+        *by_severity.entry(f.severity.clone()).or_insert(0) += 1;
+        *by_month.entry(f.created_at.get(..7).unwrap_or_default().to_owned()).or_insert(0) += 1;
+    }
+    let nonconformities = NcTrend {
+        logged: logged.iter().map(|f| f.reference.clone()).collect(),
+        by_severity,
+        by_month,
+        closed: facts
+            .iter()
+            .filter(|f| f.closed_at.as_deref().is_some_and(|c| c >= since_stamp.as_str()))
+            .map(|f| f.reference.clone())
+            .collect(),
+        open: facts.iter().filter(|f| f.closed_at.is_none()).count(),
+        actions_done: refs(RecordKind::CorrectiveAction, app.store.actions_done_since(&since_stamp).await?),
+        actions_overdue: refs(RecordKind::CorrectiveAction, app.store.actions_overdue(&date(today)).await?),
+    };
+
+    let mut measurements = Vec::new();
+    let (mut met, mut not_met, mut unmeasured) = (Vec::new(), Vec::new(), Vec::new());
+    for n in app.store.objective_numbers().await? {
+        let Some(o) = app.store.objective(n).await? else { continue };
+        for m in o.measurements.iter().filter(|m| m.recorded_at >= since_stamp) {
+            measurements.push(MeasurementInput {
+                objective: o.reference.clone(),
+                period: m.period.clone(),
+                value: m.value,
+                met: m.met,
+            });
+        }
+        match o.met {
+            Some(true) => met.push(o.reference),
+            Some(false) => not_met.push(o.reference),
+            None => unmeasured.push(o.reference),
+        }
+    }
+    let mut audits = Vec::new();
+    for n in app.store.audits_since(&since_day).await? {
+        if let Some(a) = app.store.audit(n).await? {
+            audits.push(AuditInput {
+                reference: a.reference,
+                date: a.audit_date,
+                conclusion: a.body.conclusion,
+                findings: a.body.findings,
+            });
+        }
+    }
+
+    let mut risk = RiskInput {
+        total: 0,
+        by_level: BTreeMap::new(),
+        by_treatment: BTreeMap::new(),
+        accepted: Vec::new(),
+        awaiting_acceptance: Vec::new(),
+        high_untreated: Vec::new(),
+    };
+    for n in app.store.risk_numbers().await? {
+        let Some(r) = app.store.risk(n, app.risk).await? else { continue };
+        risk.total += 1;
+        *risk.by_level.entry(r.level.as_str().to_owned()).or_insert(0) += 1;
+        *risk.by_treatment.entry(r.treatment.as_str().to_owned()).or_insert(0) += 1;
+        if r.accepted_by.is_some() {
+            risk.accepted.push(r.reference.clone());
+        } else if r.residual_score.is_some() {
+            risk.awaiting_acceptance.push(r.reference.clone());
+        }
+        if matches!(r.level, RiskLevel::High | RiskLevel::Critical)
+            && r.residual_score.is_none()
+            && r.treatment != Treatment::Accept
+        {
+            risk.high_untreated.push(r.reference);
+        }
+    }
+
+    let mut changes_needing_updates = Vec::new();
+    for status in [crate::domain::change::CrStatus::Reviewed, crate::domain::change::CrStatus::Closed] {
+        let filter = crate::store::CrFilter { status: Some(status), limit: 500, ..Default::default() };
+        for c in app.store.change_requests(&filter, app.change).await? {
+            if c.updated_at >= since_stamp && c.body.review.as_ref().is_some_and(|r| r.controls_or_soa_update_needed) {
+                changes_needing_updates.push(c.reference);
+            }
+        }
+    }
+    let soa = app.store.soa(today, app.evidence_max_age_days).await?;
+    Ok(ReviewInputs {
+        since: since_day,
+        until: date(today),
+        a_previous_actions: actions,
+        b_issues: issues,
+        c_interested_parties: parties.clone(),
+        d_performance: Performance {
+            nonconformities,
+            measurements,
+            audits,
+            objectives_met: met,
+            objectives_not_met: not_met,
+            objectives_unmeasured: unmeasured,
+        },
+        e_feedback: Feedback {
+            complaints: logged.iter().filter(|f| f.source == "complaint").map(|f| f.reference.clone()).collect(),
+            parties: parties.into_iter().filter(|p| p.feedback.is_some()).collect(),
+        },
+        f_risks: risk,
+        g_opportunities: Opportunities {
+            observations: logged.iter().filter(|f| f.severity == "observation").map(|f| f.reference.clone()).collect(),
+            changes_needing_updates,
+            stale_evidence: soa.iter().filter(|e| e.stale_evidence).map(|e| e.control.clone()).collect(),
+            untraceable: soa.iter().filter(|e| e.untraceable).map(|e| e.control.clone()).collect(),
+        },
+    })
+}
+
+async fn get_inputs(app: Arc<App>, _actor: Actor, input: GetInputs) -> Result<ReviewInputs> {
+    let since = input.since.as_deref().map(|d| parse_date("since", d)).transpose()?;
+    compute_inputs(&app, since).await
+}
+
+/// An action decided at the review.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReviewAction {
+    /// What to do.
+    pub description: String,
+    /// Who (a registered actor).
+    pub owner: String,
+    /// YYYY-MM-DD.
+    pub due_date: String,
+}
+
+/// Record a management review (9.3.3): date, attendees, the inputs considered (computed and frozen now), decisions on improvement and ISMS changes, and actions with owner and due date, tracked until done.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordReview {
+    /// Date of the meeting, YYYY-MM-DD.
+    pub review_date: String,
+    /// Who attended.
+    pub attendees: Vec<String>,
+    /// Start of the period reviewed, YYYY-MM-DD; default since the last review.
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Decisions on continual improvement.
+    #[serde(default)]
+    pub improvements: Vec<String>,
+    /// Decisions on changes to the ISMS.
+    #[serde(default)]
+    pub isms_changes: Vec<String>,
+    /// Actions decided.
+    #[serde(default)]
+    pub actions: Vec<NewReviewAction>,
+}
+
+/// A management review.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ReviewRecorded {
+    /// Reference, e.g. `MR-2`.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Its actions.
+    pub actions: Vec<ReviewAction>,
+}
+
+async fn record_review(app: Arc<App>, actor: Actor, input: RecordReview) -> Result<ReviewRecorded> {
+    let review_date = parse_date("review_date", &input.review_date)?;
+    let attendees = text::list("attendees", &input.attendees, 64)?;
+    if attendees.is_empty() {
+        return Err(Error::invalid("attendees", "name who attended; top management must take part (9.3.1)"));
+    }
+    let improvements = text::list("improvements", &input.improvements, MAX_TEXT)?;
+    let isms_changes = text::list("isms_changes", &input.isms_changes, MAX_TEXT)?;
+    if improvements.is_empty() && isms_changes.is_empty() {
+        return Err(Error::invalid(
+            "improvements",
+            "9.3.3 asks for decisions on improvement and on ISMS changes: give at least one (\"none\" is a decision)",
+        ));
+    }
+    let mut actions = Vec::new();
+    for a in &input.actions {
+        let owner = text::required("actions.owner", &a.owner, 64)?;
+        if app.store.actor_by_name(&owner).await?.is_none() {
+            return Err(Error::not_found(
+                format!("actor `{owner}`"),
+                "action owners must be registered, active actors",
+            ));
+        }
+        actions.push((
+            text::required("actions.description", &a.description, MAX_TEXT)?,
+            owner,
+            date(parse_date("actions.due_date", &a.due_date)?),
+        ));
+    }
+    let since = input.since.as_deref().map(|d| parse_date("since", d)).transpose()?;
+    let inputs = compute_inputs(&app, since).await?;
+    let body = serde_json::json!({
+        "attendees": attendees, "improvements": improvements, "isms_changes": isms_changes, "inputs": inputs,
+    });
+    let mut w = app.store.begin_write().await?;
+    let number = w.insert_management_review(&actor.name, &date(review_date), &body, &actions).await?;
+    let reference = RecordRef::new(RecordKind::ManagementReview, number).to_string();
+    let detail = serde_json::json!({ "review_date": date(review_date), "attendees": body["attendees"], "improvements": body["improvements"], "isms_changes": body["isms_changes"], "actions": actions.len() });
+    w.record(Change {
+        actor: &actor.name,
+        operation: "record_management_review",
+        record: &reference,
+        event: "management_review.recorded",
+        detail: &detail,
+    })
+    .await?;
+    w.commit().await?;
+    let actions = app.store.review_actions(Some(number), Utc::now().date_naive()).await?;
+    Ok(ReviewRecorded { reference, actions })
+}
+
+/// Mark an action of a management review done (its owner or an ISMS manager); the next review sees it under a).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteAction {
+    /// The action, e.g. "MR-2.1".
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// What was done.
+    pub note: String,
+}
+
+/// The action now.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ActionCompleted {
+    /// The action.
+    pub action: ReviewAction,
+}
+
+async fn complete_action(app: Arc<App>, actor: Actor, input: CompleteAction) -> Result<ActionCompleted> {
+    let bad = || {
+        Error::invalid(
+            "ref",
+            format!("`{}` is not a review action; use MR-n.k as listed by the review", input.reference),
+        )
+    };
+    let (mr, n) = input.reference.trim().split_once('.').ok_or_else(bad)?;
+    let mr = RecordRef::parse("ref", mr).ok().filter(|r| r.kind == RecordKind::ManagementReview).ok_or_else(bad)?;
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let note = text::required("note", &input.note, MAX_TEXT)?;
+    let today = Utc::now().date_naive();
+    let action = app
+        .store
+        .review_actions(Some(mr.number), today)
+        .await?
+        .into_iter()
+        .find(|a| a.reference == format!("{mr}.{n}"))
+        .ok_or_else(|| Error::not_found(format!("{mr}.{n}"), "get_record on the review lists its actions"))?;
+    if actor.name != action.owner && actor.role != Role::IsmsManager {
+        return Err(Error::rule(
+            format!("{} is owned by `{}`", action.reference, action.owner),
+            format!("ask `{}` or an ISMS manager", action.owner),
+        ));
+    }
+    let mut w = app.store.begin_write().await?;
+    if !w.complete_review_action(mr.number, n, Some(&note)).await? {
+        return Err(Error::rule(format!("{} is already done", action.reference), "nothing to do"));
+    }
+    let detail = serde_json::json!({ "action": action.reference, "note": note });
+    w.record(Change {
+        actor: &actor.name,
+        operation: "complete_review_action",
+        record: &mr.to_string(),
+        event: "management_review.action_done",
+        detail: &detail,
+    })
+    .await?;
+    w.commit().await?;
+    let action = app
+        .store
+        .review_actions(Some(mr.number), today)
+        .await?
+        .into_iter()
+        .find(|a| a.reference == action.reference)
+        .ok_or_else(|| Error::Internal("review action vanished".into()))?;
+    Ok(ActionCompleted { action })
+}
+
+/// Check readiness for the Stage 1 certification audit: scope, policy, risk method, assessment and treatment, complete SoA, internal audit, management review, mandatory documented information; each with its gap and the tool that closes it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckReadiness {}
+
+/// The checks.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Readiness {
+    /// True when every check passes.
+    pub ready: bool,
+    /// Each check.
+    pub checks: Vec<Check>,
+}
+
+async fn check_readiness(app: Arc<App>, _actor: Actor, _input: CheckReadiness) -> Result<Readiness> {
+    let today = Utc::now().date_naive();
+    let year_ago = date(today - Duration::days(365));
+    let soa = app.store.soa(today, app.evidence_max_age_days).await?;
+    let mut risks_without_plan = 0;
+    let mut residual_not_accepted = 0;
+    let numbers = app.store.risk_numbers().await?;
+    for n in &numbers {
+        if let Some(r) = app.store.risk(*n, app.risk).await? {
+            if r.treatment == Treatment::Mitigate && r.treatment_plan.is_none() {
+                risks_without_plan += 1;
+            }
+            if r.residual_score.is_some() && r.accepted_by.is_none() {
+                residual_not_accepted += 1;
+            }
+        }
+    }
+    let facts = ReadinessFacts {
+        scope: !app.store.context(Some(ContextKind::Scope), None).await?.iter().all(|c| !c.active),
+        policy: !app.store.current_policies().await?.is_empty(),
+        risks: numbers.len(),
+        risks_without_plan,
+        residual_not_accepted,
+        soa_undecided: soa.iter().filter(|e| e.applicable.is_none()).count(),
+        soa_approved: app.store.soa_version(None).await?.is_some(),
+        audits: app.store.audits_since(&year_ago).await?.len(),
+        reviews: app.store.reviews_since(&year_ago).await?.len(),
+        objectives: app.store.objective_numbers().await?.len(),
+        measurements: usize::try_from(app.store.count("SELECT COUNT(*) FROM measurements").await?).unwrap_or(0),
+        competence_records: usize::try_from(app.store.count("SELECT COUNT(*) FROM competence_records").await?)
+            .unwrap_or(0),
+    };
+    let checks = readiness(&facts);
+    Ok(Readiness { ready: checks.iter().all(|c| c.passed), checks })
+}

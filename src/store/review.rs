@@ -1,0 +1,270 @@
+//! The context register, management reviews with their actions, and the counts that review
+//! inputs and readiness are computed from.
+
+use chrono::NaiveDate;
+use sqlx::Row;
+
+use super::{Store, Write};
+use crate::domain::management_review::{ActionStatus, ContextItem, ContextKind, ReviewAction, action_overdue};
+use crate::domain::references::{RecordKind, RecordRef};
+use crate::domain::time::stamp;
+use crate::error::{Error, Result};
+
+/// A nonconformity as review inputs count it.
+#[derive(Debug, Clone)]
+pub struct NcFact {
+    /// Reference.
+    pub reference: String,
+    /// Severity.
+    pub severity: String,
+    /// Source.
+    pub source: String,
+    /// Logged at (UTC stamp).
+    pub created_at: String,
+    /// Closed at, if closed.
+    pub closed_at: Option<String>,
+}
+
+/// A stored management review, before its actions are attached.
+#[derive(Debug, Clone)]
+pub struct StoredReview {
+    /// Number.
+    pub number: i64,
+    /// Date of the meeting.
+    pub review_date: String,
+    /// The rest (JSON).
+    pub body: serde_json::Value,
+    /// When recorded.
+    pub created_at: String,
+    /// By whom.
+    pub created_by: String,
+}
+
+impl Write {
+    /// Creates or replaces a context register entry.
+    pub async fn upsert_context(&mut self, item: &ContextItem) -> Result<()> {
+        let body = serde_json::json!({ "description": item.description, "expectations": item.expectations, "feedback": item.feedback });
+        sqlx::query("DELETE FROM context_items WHERE kind = $1 AND name = $2")
+            .bind(item.kind.as_str())
+            .bind(&item.name)
+            .execute(&mut **self.tx())
+            .await?;
+        sqlx::query(
+            "INSERT INTO context_items (kind, name, body, active, changed_at, changed_by) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(item.kind.as_str())
+        .bind(&item.name)
+        .bind(body.to_string())
+        .bind(i64::from(item.active))
+        .bind(&item.changed_at)
+        .bind(&item.changed_by)
+        .execute(&mut **self.tx())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a management review and its actions; returns its number.
+    pub async fn insert_management_review(
+        &mut self,
+        actor: &str,
+        review_date: &str,
+        body: &serde_json::Value,
+        actions: &[(String, String, String)],
+    ) -> Result<i64> {
+        let number = self.next_number(RecordKind::ManagementReview).await?;
+        sqlx::query("INSERT INTO management_reviews (number, review_date, body, created_at, created_by) VALUES ($1, $2, $3, $4, $5)")
+            .bind(number)
+            .bind(review_date)
+            .bind(body.to_string())
+            .bind(stamp(self.now()))
+            .bind(actor)
+            .execute(&mut **self.tx())
+            .await?;
+        for (i, (description, owner, due)) in actions.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO review_actions (mr, n, description, owner, due_date, status) VALUES ($1, $2, $3, $4, $5, 'open')",
+            )
+            .bind(number)
+            .bind(i as i64 + 1)
+            .bind(description)
+            .bind(owner)
+            .bind(due)
+            .execute(&mut **self.tx())
+            .await?;
+        }
+        Ok(number)
+    }
+
+    /// Marks a review action done; false when it was not open.
+    pub async fn complete_review_action(&mut self, mr: i64, n: i64, note: Option<&str>) -> Result<bool> {
+        let changed = sqlx::query(
+            "UPDATE review_actions SET status = 'done', done_at = $1, note = $2 WHERE mr = $3 AND n = $4 AND status = 'open'",
+        )
+        .bind(stamp(self.now()))
+        .bind(note)
+        .bind(mr)
+        .bind(n)
+        .execute(&mut **self.tx())
+        .await?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+}
+
+impl Store {
+    /// Context register entries of one kind (or all), changed on or after `since` (or any).
+    pub async fn context(&self, kind: Option<ContextKind>, since: Option<&str>) -> Result<Vec<ContextItem>> {
+        let rows = sqlx::query(
+            "SELECT kind, name, body, active, changed_at, changed_by FROM context_items \
+             WHERE changed_at >= $1 ORDER BY kind, name",
+        )
+        .bind(since.unwrap_or(""))
+        .fetch_all(self.pool())
+        .await?;
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|r| kind.is_none_or(|k| r.try_get::<String, _>(0).is_ok_and(|v| v == k.as_str())))
+            .collect();
+        rows.iter()
+            .map(|r| {
+                let body: serde_json::Value = serde_json::from_str(&r.try_get::<String, _>(2)?)
+                    .map_err(|e| Error::Internal(format!("stored context: {e}")))?;
+                let text = |k: &str| body[k].as_str().map(str::to_owned);
+                Ok(ContextItem {
+                    kind: r.try_get::<String, _>(0)?.parse()?,
+                    name: r.try_get(1)?,
+                    description: text("description").unwrap_or_default(),
+                    expectations: text("expectations"),
+                    feedback: text("feedback"),
+                    active: r.try_get::<i64, _>(3)? == 1,
+                    changed_at: r.try_get(4)?,
+                    changed_by: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A management review, or the latest with `None`.
+    pub async fn review(&self, number: Option<i64>) -> Result<Option<StoredReview>> {
+        let query = match number {
+            Some(n) => sqlx::query(
+                "SELECT number, review_date, body, created_at, created_by FROM management_reviews WHERE number = $1",
+            )
+            .bind(n),
+            None => sqlx::query(
+                "SELECT number, review_date, body, created_at, created_by FROM management_reviews ORDER BY number DESC LIMIT 1",
+            ),
+        };
+        let Some(r) = query.fetch_optional(self.pool()).await? else { return Ok(None) };
+        Ok(Some(StoredReview {
+            number: r.try_get(0)?,
+            review_date: r.try_get(1)?,
+            body: serde_json::from_str(&r.try_get::<String, _>(2)?)
+                .map_err(|e| Error::Internal(format!("stored review: {e}")))?,
+            created_at: r.try_get(3)?,
+            created_by: r.try_get(4)?,
+        }))
+    }
+
+    /// Review actions: of one review, or all of them.
+    pub async fn review_actions(&self, mr: Option<i64>, today: NaiveDate) -> Result<Vec<ReviewAction>> {
+        let rows = sqlx::query(
+            "SELECT mr, n, description, owner, due_date, status, done_at, note FROM review_actions \
+             WHERE mr = $1 OR $2 = 1 ORDER BY mr, n",
+        )
+        .bind(mr.unwrap_or(0))
+        .bind(i64::from(mr.is_none()))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let status: ActionStatus = r.try_get::<String, _>(5)?.parse()?;
+                let due: String = r.try_get(4)?;
+                let mr: i64 = r.try_get(0)?;
+                let n: i64 = r.try_get(1)?;
+                Ok(ReviewAction {
+                    reference: format!("{}.{n}", RecordRef::new(RecordKind::ManagementReview, mr)),
+                    description: r.try_get(2)?,
+                    owner: r.try_get(3)?,
+                    overdue: action_overdue(status, &due, today),
+                    due_date: due,
+                    status,
+                    done_at: r.try_get(6)?,
+                    note: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Nonconformities logged or closed since `since`, or still open.
+    pub async fn nc_facts(&self, since: &str) -> Result<Vec<NcFact>> {
+        let rows = sqlx::query(
+            "SELECT number, severity, source, created_at, closed_at FROM nonconformities \
+             WHERE created_at >= $1 OR closed_at >= $1 OR status <> 'closed' ORDER BY number",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NcFact {
+                    reference: RecordRef::new(RecordKind::Nonconformity, r.try_get(0)?).to_string(),
+                    severity: r.try_get(1)?,
+                    source: r.try_get(2)?,
+                    created_at: r.try_get(3)?,
+                    closed_at: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Numbers of records of a table matching one fixed condition, with one bound value.
+    async fn numbers(&self, sql: &'static str, value: &str) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(sql).bind(value).fetch_all(self.pool()).await?)
+    }
+
+    /// Corrective actions done since `since`.
+    pub async fn actions_done_since(&self, since: &str) -> Result<Vec<i64>> {
+        self.numbers(
+            "SELECT number FROM corrective_actions WHERE status = 'done' AND updated_at >= $1 ORDER BY number",
+            since,
+        )
+        .await
+    }
+
+    /// Open corrective actions past their due date on `today`.
+    pub async fn actions_overdue(&self, today: &str) -> Result<Vec<i64>> {
+        self.numbers(
+            "SELECT ca.number FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
+             WHERE ca.status <> 'done' AND n.status <> 'closed' AND ca.due_date < $1 ORDER BY ca.number",
+            today,
+        )
+        .await
+    }
+
+    /// Audits completed on or after the date `since`.
+    pub async fn audits_since(&self, since: &str) -> Result<Vec<i64>> {
+        self.numbers("SELECT number FROM audits WHERE status = 'completed' AND audit_date >= $1 ORDER BY number", since)
+            .await
+    }
+
+    /// Every objective number.
+    pub async fn objective_numbers(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar("SELECT number FROM objectives ORDER BY number").fetch_all(self.pool()).await?)
+    }
+
+    /// Every risk number.
+    pub async fn risk_numbers(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar("SELECT number FROM risks ORDER BY number").fetch_all(self.pool()).await?)
+    }
+
+    /// Management reviews held on or after the date `since`.
+    pub async fn reviews_since(&self, since: &str) -> Result<Vec<i64>> {
+        self.numbers("SELECT number FROM management_reviews WHERE review_date >= $1", since).await
+    }
+
+    /// How many rows a fixed counting query finds.
+    pub async fn count(&self, sql: &'static str) -> Result<i64> {
+        Ok(sqlx::query_scalar(sql).fetch_one(self.pool()).await?)
+    }
+}
