@@ -69,6 +69,23 @@ pub enum Command {
     /// Awareness (7.3).
     #[command(subcommand)]
     Awareness(AwarenessCommand),
+    /// Management review (9.3).
+    #[command(subcommand)]
+    Review(ReviewCommand),
+}
+
+/// `isms review …`
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Write the management-review pack: a self-contained HTML page with charts.
+    Pack {
+        /// Where to write it.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Start of the period (YYYY-MM-DD); default since the last review.
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 /// `isms awareness …`

@@ -9,7 +9,9 @@ use rmcp::ServiceExt;
 use super::Shared;
 use super::http::{HttpOptions, router};
 use super::mcp::McpServer;
-use crate::config::{ActorCommand, AwarenessCommand, Cli, Command, ServeArgs, SoaCommand, default_database_path};
+use crate::config::{
+    ActorCommand, AwarenessCommand, Cli, Command, ReviewCommand, ServeArgs, SoaCommand, default_database_path,
+};
 use crate::domain::actor::{Actor, ActorKind, ActorName, Role};
 use crate::domain::change::ChangePolicy;
 use crate::domain::nonconformity::DuePolicy;
@@ -243,6 +245,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Actor(command) => actor_command(&cli, command).await?,
         Command::Awareness(AwarenessCommand::Check { actor }) => return awareness_check(&cli, actor).await,
+        Command::Review(ReviewCommand::Pack { out, since }) => {
+            let inputs =
+                read_operation(&cli, "get_management_review_inputs", serde_json::json!({ "since": since })).await?;
+            std::fs::write(out, super::report::review_pack(&inputs))
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("management-review pack written to {}", out.display());
+        }
         Command::Soa(SoaCommand::Export { format, version }) => {
             let out =
                 read_operation(&cli, "export_soa", serde_json::json!({ "format": format, "version": version })).await?;

@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod http;
 pub mod mcp;
+pub mod report;
 pub mod rpc;
 
 use std::collections::HashMap;

@@ -102,7 +102,19 @@ async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<S
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::ManagementReview => None,
+        RecordKind::ManagementReview => match app.store.review(Some(r.number)).await? {
+            None => None,
+            Some(review) => {
+                let mut value = review.body.clone();
+                value["ref"] = serde_json::json!(r.to_string());
+                value["review_date"] = serde_json::json!(review.review_date);
+                value["recorded_at"] = serde_json::json!(review.created_at);
+                value["recorded_by"] = serde_json::json!(review.created_by);
+                let actions = app.store.review_actions(Some(r.number), Utc::now().date_naive()).await?;
+                value["actions"] = serde_json::to_value(actions).map_err(|e| Error::Internal(e.to_string()))?;
+                Some(value)
+            }
+        },
     };
     Ok(value.and_then(|v| match v {
         serde_json::Value::Object(m) => Some(m),
