@@ -228,6 +228,22 @@ async fn suite(url: &str) {
     assert_eq!(reassessed["risk"]["level"], "critical");
     refused(&h, "julian", "update_risk", json!({"ref": "RISK-1", "version": v, "likelihood": 2}), "version").await;
 
+    // Links keep both sides' rules: a mitigated risk keeps a control, an exclusion its basis.
+    let lone = ok(&h, "agent-1", "register_risk", json!({"title": "Tailgating", "asset": "none", "threat": "t", "vulnerability": "v", "properties": ["confidentiality"], "likelihood": 1, "impact": 1, "owner": "bob", "treatment": "mitigate", "controls": ["A.7.2"]})).await;
+    let lone_ref = lone["risk"]["ref"].as_str().unwrap().to_owned();
+    let v = soa_version(&h, "A.7.2").await;
+    refused(&h, "julian", "update_soa_entry", json!({"control": "A.7.2", "version": v, "applicable": false, "justification": "remote", "risk_assessment": "no premises", "risks": []}), "only control").await;
+    ok(&h, "julian", "update_soa_entry", json!({"control": "A.7.2", "version": v, "applicable": false, "justification": "Remote work only", "risks": [lone_ref]})).await;
+    let rv = ok(&h, "bob", "get_record", json!({"ref": lone_ref})).await["record"]["version"].as_i64().unwrap();
+    refused(
+        &h,
+        "bob",
+        "update_risk",
+        json!({"ref": lone_ref, "version": rv, "treatment": "accept", "controls": []}),
+        "rests on",
+    )
+    .await;
+
     assert_eq!(ok(&h, "amber", "verify_audit_trail", json!({})).await["intact"], true);
     h.app.store.close().await;
 }

@@ -266,6 +266,25 @@ async fn update_risk(app: Arc<App>, actor: Actor, input: UpdateRisk) -> Result<R
     };
     let a = assessment(&f);
     a.check(app.risk, f.controls.len())?;
+    // An exclusion resting only on this risk keeps its basis: unlinking that control is refused.
+    let dropped: Vec<&String> = risk.controls.iter().filter(|c| !f.controls.contains(c)).collect();
+    if !dropped.is_empty() {
+        let soa = w.soa(app.evidence_max_age_days).await?;
+        for c in dropped {
+            if let Some(e) = soa.iter().find(|e| e.control == *c)
+                && e.applicable == Some(false)
+                && e.risk_assessment.is_none()
+                && e.risks == [risk.reference.clone()]
+            {
+                return Err(Error::rule(
+                    format!("the exclusion of {c} rests on {} alone", risk.reference),
+                    format!(
+                        "give the SoA entry of {c} a risk_assessment statement or another risk with update_soa_entry first"
+                    ),
+                ));
+            }
+        }
+    }
     let reassessed = f.likelihood.get() != risk.likelihood
         || f.impact.get() != risk.impact
         || f.residual_likelihood.map(Rating::get) != risk.residual_likelihood

@@ -11,6 +11,7 @@ use super::{App, Effect, Operation};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
+use crate::domain::risk::Treatment;
 use crate::domain::soa::{
     Decision, EntryChange, Evidence, ImplementationStatus, SoaEntry, check_entry, check_evidence, diff,
 };
@@ -139,6 +140,21 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
                     RecordRef::new(RecordKind::Risk, *missing).to_string(),
                     "register it with register_risk first",
                 ));
+            }
+            // A mitigated risk keeps at least one control: unlinking its last one is refused.
+            for gone in entry.risks.iter().filter_map(|r| RecordRef::parse("risks", r).ok()) {
+                if numbers.contains(&gone.number) {
+                    continue;
+                }
+                if let Some(risk) = w.risk(gone.number, app.risk).await?
+                    && risk.treatment == Treatment::Mitigate
+                    && risk.controls.len() == 1
+                {
+                    return Err(Error::rule(
+                        format!("{control} is the only control of {}, which is mitigated", risk.reference),
+                        format!("give {} another control or treatment with update_risk first", risk.reference),
+                    ));
+                }
             }
             numbers.len()
         }
