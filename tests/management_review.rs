@@ -27,6 +27,10 @@ async fn ok(h: &Harness, who: &str, tool: &str, args: Value) -> Value {
     as_(h, who, tool, args.clone()).await.unwrap_or_else(|e| panic!("{who} {tool} {args}: {e}"))
 }
 
+async fn draft_hash(h: &Harness) -> String {
+    ok(h, "amber", "export_soa", json!({"format": "csv"})).await["draft_hash"].as_str().unwrap().to_owned()
+}
+
 fn failing(readiness: &Value) -> Vec<String> {
     readiness["checks"]
         .as_array()
@@ -174,7 +178,7 @@ async fn suite(url: &str) {
     for c in catalog().controls() {
         ok(&h, "julian", "update_soa_entry", json!({"control": c.reference, "version": 0, "applicable": true, "justification": "Baseline", "requirement": "Client contracts"})).await;
     }
-    ok(&h, "julian", "approve_soa", json!({})).await;
+    ok(&h, "julian", "approve_soa", json!({"draft_hash": draft_hash(&h).await})).await;
     ok(&h, "julian", "record_competence", json!({"actor": "agent-1", "competency": "secure coding", "evidence_type": "agent_profile", "evidence_ref": "profiles/agent-1"})).await;
     let ready = ok(&h, "amber", "check_certification_readiness", json!({})).await;
     assert_eq!(ready["ready"], true, "{ready}");

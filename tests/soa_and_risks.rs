@@ -28,6 +28,10 @@ async fn refused(h: &Harness, who: &str, tool: &str, args: Value, needle: &str) 
     e
 }
 
+async fn draft_hash(h: &Harness) -> String {
+    ok(h, "amber", "export_soa", json!({"format": "csv"})).await["draft_hash"].as_str().unwrap().to_owned()
+}
+
 fn refs(v: &Value) -> Vec<String> {
     v["controls"].as_array().unwrap().iter().map(|c| c["ref"].as_str().unwrap().to_owned()).collect()
 }
@@ -141,7 +145,7 @@ async fn suite(url: &str) {
     .await;
 
     // Approval needs every control decided, and an ISMS manager.
-    refused(&h, "julian", "approve_soa", json!({}), "undecided").await;
+    refused(&h, "julian", "approve_soa", json!({"draft_hash": draft_hash(&h).await}), "undecided").await;
     let undecided = ok(&h, "agent-1", "query_controls", json!({"undecided": true, "limit": 93})).await;
     assert_eq!(undecided["total"], 93 - 4, "A.8.24, A.7.3, A.5.1 and A.8.12 are decided");
     for c in catalog().controls() {
@@ -149,9 +153,15 @@ async fn suite(url: &str) {
             ok(&h, "agent-1", "update_soa_entry", json!({"control": c.reference, "version": 0, "applicable": true, "justification": "Baseline for SaaS delivery", "requirement": "Client contracts require ISO 27001 certification"})).await;
         }
     }
-    let e = refused(&h, "agent-1", "approve_soa", json!({}), "isms_manager").await;
+    let e = refused(&h, "agent-1", "approve_soa", json!({"draft_hash": draft_hash(&h).await}), "isms_manager").await;
     assert!(matches!(e, Error::Forbidden { .. }));
-    let v1 = ok(&h, "julian", "approve_soa", json!({"note": "Management review 2026-Q4"})).await;
+    let v1 = ok(
+        &h,
+        "julian",
+        "approve_soa",
+        json!({"note": "Management review 2026-Q4", "draft_hash": draft_hash(&h).await}),
+    )
+    .await;
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["approved_by"], "julian");
     assert_eq!(v1["changes"].as_array().unwrap().len(), 93);
@@ -184,12 +194,13 @@ async fn suite(url: &str) {
     let frozen = ok(&h, "amber", "export_soa", json!({"format": "csv", "version": 1})).await;
     assert_eq!(frozen["draft"], false);
     assert!(!frozen["content"].as_str().unwrap().contains("Security policy v3"), "version 1 is immutable");
-    let v2 = ok(&h, "julian", "approve_soa", json!({})).await;
+    refused(&h, "julian", "approve_soa", json!({"draft_hash": "0".repeat(64)}), "not the draft you reviewed").await;
+    let v2 = ok(&h, "julian", "approve_soa", json!({"draft_hash": draft_hash(&h).await})).await;
     assert_eq!(v2["version"], 2);
     assert_eq!(v2["changes"].as_array().unwrap().len(), 1, "{v2}");
     assert_eq!(v2["changes"][0]["fields"], json!(["status", "implementation", "evidence", "requirement"]));
     assert_eq!(v2["changes"][0]["control"], "A.5.1");
-    refused(&h, "julian", "approve_soa", json!({}), "nothing changed").await;
+    refused(&h, "julian", "approve_soa", json!({"draft_hash": draft_hash(&h).await}), "nothing changed").await;
     let soa2 = ok(&h, "agent-1", "get_record", json!({"ref": "SOA-2"})).await;
     assert_eq!(soa2["record"]["changes"][0]["control"], "A.5.1");
     assert_eq!(soa2["history"][0]["operation"], "approve_soa");

@@ -158,6 +158,32 @@ pub struct SoaEntry {
     pub updated_by: Option<String>,
 }
 
+/// A fingerprint of what the entries decide (not of derived flags or edit metadata): the
+/// approver names the fingerprint of the draft they reviewed, so edits made after it cannot
+/// slip into the approved version.
+pub fn fingerprint(entries: &[SoaEntry]) -> String {
+    use sha2::{Digest, Sha256};
+    let decided: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                &e.control,
+                e.applicable,
+                &e.justification,
+                e.status.map(ImplementationStatus::as_str),
+                &e.implementation,
+                &e.owner,
+                &e.evidence,
+                &e.requirement,
+                &e.risk_assessment,
+                &e.risks,
+            )
+        })
+        .collect();
+    let bytes = serde_json::to_vec(&decided).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
+}
+
 /// How one control's entry differs between two versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntryChange {

@@ -13,7 +13,7 @@ use crate::domain::actor::{Actor, Role};
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::domain::risk::Treatment;
 use crate::domain::soa::{
-    Decision, EntryChange, Evidence, ImplementationStatus, SoaEntry, check_entry, check_evidence, diff,
+    Decision, EntryChange, Evidence, ImplementationStatus, SoaEntry, check_entry, check_evidence, diff, fingerprint,
 };
 use crate::domain::text::{self, MAX_TEXT};
 use crate::error::{Error, Result};
@@ -198,6 +198,8 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveSoa {
+    /// The draft_hash export_soa showed for the draft you reviewed.
+    pub draft_hash: String,
     /// Approval note, e.g. the review it came from.
     #[serde(default)]
     pub note: Option<String>,
@@ -232,6 +234,12 @@ async fn approve_soa(app: Arc<App>, actor: Actor, input: ApproveSoa) -> Result<S
                 if undecided.len() > 10 { ", …" } else { "" }
             ),
             "decide each with update_soa_entry (query_controls with undecided=true lists them), then approve",
+        ));
+    }
+    if fingerprint(&entries) != input.draft_hash.trim() {
+        return Err(Error::rule(
+            "the SoA is not the draft you reviewed: it changed since that export (or the draft_hash is wrong)",
+            "export_soa again, review the changes, and approve with its draft_hash",
         ));
     }
     let previous = w.latest_soa_version().await?;
@@ -290,6 +298,8 @@ pub struct SoaExport {
     pub draft: bool,
     /// Rows (always 93).
     pub rows: usize,
+    /// Fingerprint of what the entries decide: approve_soa takes it to approve exactly this.
+    pub draft_hash: String,
     /// The document.
     pub content: String,
 }
@@ -429,6 +439,7 @@ async fn export_soa(app: Arc<App>, _actor: Actor, input: ExportSoa) -> Result<So
         approved_by: version.as_ref().filter(|_| !draft).map(|v| v.approved_by.clone()),
         draft,
         rows: entries.len(),
+        draft_hash: fingerprint(&entries),
         content,
     })
 }

@@ -171,10 +171,10 @@ async def exercise(client: Client, expected_version: str) -> str:
         "update_soa_entry", {"control": "A.7.3", "version": 0, "applicable": False, "justification": "Fully remote"}
     )
     assert excluded.is_error and "risk assessment" in excluded.content[0].text
-    incomplete = await client.call_tool("approve_soa", {})
-    assert incomplete.is_error and "undecided" in incomplete.content[0].text
     exported = await client.call_tool("export_soa", {"format": "csv"})
     assert exported.structured_content["rows"] == 93 and exported.structured_content["draft"] is True
+    incomplete = await client.call_tool("approve_soa", {"draft_hash": exported.structured_content["draft_hash"]})
+    assert incomplete.is_error and "undecided" in incomplete.content[0].text
 
     published = await client.call_tool(
         "publish_policy", {"policy_id": "constitution", "version": "1", "title": "Constitution", "content": "Protect client data."}
