@@ -4,28 +4,13 @@
 
 mod common;
 
-use common::{Harness, TestDb, actor, postgres_url};
+use common::{Harness, TestDb, ok, postgres_url, refused};
 use isms::domain::actor::Role;
 use isms::error::Error;
 use serde_json::{Value, json};
 
 const ACTORS: &[(&str, Role)] =
     &[("agent-1", Role::Agent), ("bob", Role::Agent), ("julian", Role::IsmsManager), ("dirk-jan", Role::TopManagement)];
-
-async fn as_(h: &Harness, who: &str, tool: &str, args: Value) -> Result<Value, Error> {
-    let role = ACTORS.iter().find(|(n, _)| *n == who).map(|(_, r)| *r).expect("known actor");
-    h.call_as(&actor(who, role), tool, args).await
-}
-
-async fn ok(h: &Harness, who: &str, tool: &str, args: Value) -> Value {
-    as_(h, who, tool, args.clone()).await.unwrap_or_else(|e| panic!("{who} {tool} {args}: {e}"))
-}
-
-async fn refused(h: &Harness, who: &str, tool: &str, args: Value, needle: &str) -> Error {
-    let e = as_(h, who, tool, args.clone()).await.expect_err(&format!("{tool} {args} must be refused"));
-    assert!(e.to_string().contains(needle), "{tool}: `{e}` should mention `{needle}`");
-    e
-}
 
 fn change(kind: &str, extra: Value) -> Value {
     let mut c = json!({

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Harness, TestDb, actor, postgres_url, run_cli};
+use common::{Harness, TestDb, as_, ok, postgres_url, run_cli};
 use isms::catalog::catalog;
 use isms::domain::actor::Role;
 use isms::error::Error;
@@ -17,15 +17,6 @@ const ACTORS: &[(&str, Role)] = &[
     ("amber", Role::Auditor),
     ("dirk-jan", Role::TopManagement),
 ];
-
-async fn as_(h: &Harness, who: &str, tool: &str, args: Value) -> Result<Value, Error> {
-    let role = ACTORS.iter().find(|(n, _)| *n == who).map(|(_, r)| *r).expect("known actor");
-    h.call_as(&actor(who, role), tool, args).await
-}
-
-async fn ok(h: &Harness, who: &str, tool: &str, args: Value) -> Value {
-    as_(h, who, tool, args.clone()).await.unwrap_or_else(|e| panic!("{who} {tool} {args}: {e}"))
-}
 
 async fn draft_hash(h: &Harness) -> String {
     ok(h, "amber", "export_soa", json!({"format": "csv"})).await["draft_hash"].as_str().unwrap().to_owned()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Harness, TestDb, actor, postgres_url, run_cli};
+use common::{Harness, TestDb, ok, postgres_url, refused, run_cli};
 use isms::domain::actor::Role;
 use isms::domain::awareness::content_hash;
 use isms::error::Error;
@@ -18,21 +18,6 @@ const ACTORS: &[(&str, Role)] = &[
     ("amber", Role::Auditor),
     ("guest", Role::Viewer),
 ];
-
-async fn as_(h: &Harness, who: &str, tool: &str, args: Value) -> Result<Value, Error> {
-    let role = ACTORS.iter().find(|(n, _)| *n == who).map(|(_, r)| *r).expect("known actor");
-    h.call_as(&actor(who, role), tool, args).await
-}
-
-async fn ok(h: &Harness, who: &str, tool: &str, args: Value) -> Value {
-    as_(h, who, tool, args.clone()).await.unwrap_or_else(|e| panic!("{who} {tool} {args}: {e}"))
-}
-
-async fn refused(h: &Harness, who: &str, tool: &str, args: Value, needle: &str) -> Error {
-    let e = as_(h, who, tool, args.clone()).await.expect_err(&format!("{tool} {args} must be refused"));
-    assert!(e.to_string().contains(needle), "{tool}: `{e}` should mention `{needle}`");
-    e
-}
 
 async fn suite(url: &str) {
     let h = Harness::new(url, ACTORS).await;

@@ -101,6 +101,18 @@ impl RecordRef {
         }
         Ok(RecordRef { kind, number })
     }
+
+    /// Parses a reference that must be of `kind`, e.g. a nonconformity where one is expected.
+    pub fn parse_kind(field: &str, value: &str, kind: RecordKind) -> Result<Self> {
+        let r = RecordRef::parse(field, value)?;
+        if r.kind != kind {
+            return Err(Error::invalid(
+                field,
+                format!("`{value}` is not a {} reference ({}-n)", kind.name(), kind.prefix()),
+            ));
+        }
+        Ok(r)
+    }
 }
 
 impl fmt::Display for RecordRef {

@@ -28,17 +28,6 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-fn parse_kind(field: &str, value: &str, kind: RecordKind) -> Result<RecordRef> {
-    let r = RecordRef::parse(field, value)?;
-    if r.kind != kind {
-        return Err(Error::invalid(
-            field,
-            format!("`{value}` is not a {} reference ({}-n)", kind.name(), kind.prefix()),
-        ));
-    }
-    Ok(r)
-}
-
 /// Raise a change request (6.3, A.8.32): what, why, consequences, affected controls, assets, scope and risks, implementation and rollback plans, window; standard changes are pre-approved, emergency ones may start at once.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -110,7 +99,7 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
     }
     let risks: Vec<RecordRef> = text::list("risks", &input.risks, 20)?
         .iter()
-        .map(|r| parse_kind("risks", r, RecordKind::Risk))
+        .map(|r| RecordRef::parse_kind("risks", r, RecordKind::Risk))
         .collect::<Result<_>>()?;
     let window_start = input.window_start.as_deref().map(|d| parse_date("window_start", d)).transpose()?;
     let window_end = input.window_end.as_deref().map(|d| parse_date("window_end", d)).transpose()?;
@@ -141,12 +130,12 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
     let nc = input
         .nonconformity
         .as_deref()
-        .map(|r| parse_kind("nonconformity", r, RecordKind::Nonconformity))
+        .map(|r| RecordRef::parse_kind("nonconformity", r, RecordKind::Nonconformity))
         .transpose()?;
     let ca = input
         .corrective_action
         .as_deref()
-        .map(|r| parse_kind("corrective_action", r, RecordKind::CorrectiveAction))
+        .map(|r| RecordRef::parse_kind("corrective_action", r, RecordKind::CorrectiveAction))
         .transpose()?;
     let key = text::optional("idempotency_key", input.idempotency_key.as_deref(), 200)?;
 
@@ -154,7 +143,7 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
     if let Some(key) = &key
         && let Claim::Replay(reference) = w.claim_idempotency(&actor.name, OP, key, &request_hash(&input)?).await?
     {
-        let r = parse_kind("ref", &reference, RecordKind::ChangeRequest)?;
+        let r = RecordRef::parse_kind("ref", &reference, RecordKind::ChangeRequest)?;
         let change_request =
             w.change_request(r.number, app.change).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
         return Ok(ChangeResult { change_request, replayed: true });
@@ -218,7 +207,7 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
 }
 
 async fn load(w: &mut Write, app: &App, reference: &str) -> Result<ChangeRequest> {
-    let r = parse_kind("ref", reference, RecordKind::ChangeRequest)?;
+    let r = RecordRef::parse_kind("ref", reference, RecordKind::ChangeRequest)?;
     let cr = w
         .change_request(r.number, app.change)
         .await?
@@ -414,7 +403,7 @@ async fn list(app: Arc<App>, _actor: Actor, input: ListChangeRequests) -> Result
     let before = input
         .cursor
         .as_deref()
-        .map(|c| parse_kind("cursor", c, RecordKind::ChangeRequest).map(|r| r.number))
+        .map(|c| RecordRef::parse_kind("cursor", c, RecordKind::ChangeRequest).map(|r| r.number))
         .transpose()?;
     let filter = CrFilter {
         status: input.status,

@@ -61,17 +61,6 @@ impl From<&Nonconformity> for NcProgress {
     }
 }
 
-fn parse_kind(field: &str, value: &str, kind: RecordKind) -> Result<RecordRef> {
-    let r = RecordRef::parse(field, value)?;
-    if r.kind != kind {
-        return Err(Error::invalid(
-            field,
-            format!("`{value}` is not a {} reference ({}-n)", kind.name(), kind.prefix()),
-        ));
-    }
-    Ok(r)
-}
-
 async fn load_nc(w: &mut Write, r: RecordRef) -> Result<Nonconformity> {
     w.nonconformity(r.number)
         .await?
@@ -119,7 +108,7 @@ pub struct RecordAnalysis {
 }
 
 async fn record_analysis(app: Arc<App>, actor: Actor, input: RecordAnalysis) -> Result<NcProgress> {
-    let r = parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
+    let r = RecordRef::parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
     let correction = text::optional("correction", input.correction.as_deref(), MAX_TEXT)?;
     let consequences = text::optional("consequences", input.consequences.as_deref(), MAX_TEXT)?;
     let method = text::required("method", &input.method, 100)?;
@@ -134,7 +123,7 @@ async fn record_analysis(app: Arc<App>, actor: Actor, input: RecordAnalysis) -> 
     }
     let mut decisions: Vec<SimilarDecision> = Vec::with_capacity(input.similar.len());
     for d in &input.similar {
-        let other = parse_kind("similar.ref", &d.reference, RecordKind::Nonconformity)?;
+        let other = RecordRef::parse_kind("similar.ref", &d.reference, RecordKind::Nonconformity)?;
         if other == r {
             return Err(Error::invalid("similar.ref", format!("{r} cannot be similar to itself")));
         }
@@ -249,7 +238,7 @@ pub struct ActionPlanned {
 
 async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<ActionPlanned> {
     const OP: &str = "plan_corrective_action";
-    let r = parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
+    let r = RecordRef::parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
     let description = text::required("description", &input.description, MAX_TEXT)?;
     let owner = text::required("owner", &input.owner, 64)?;
     let given_due = input.due_date.as_deref().map(|d| parse_date("due_date", d)).transpose()?;
@@ -262,7 +251,7 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
     if let Some(key) = &key
         && let Claim::Replay(reference) = w.claim_idempotency(&actor.name, OP, key, &request_hash(&input)?).await?
     {
-        let ca = parse_kind("ref", &reference, RecordKind::CorrectiveAction)?;
+        let ca = RecordRef::parse_kind("ref", &reference, RecordKind::CorrectiveAction)?;
         let action =
             w.corrective_action(ca.number).await?.ok_or_else(|| Error::Internal(format!("{reference} vanished")))?;
         let nc = load_nc(&mut w, r).await?;
@@ -337,7 +326,7 @@ pub struct ActionUpdated {
 
 async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Result<ActionUpdated> {
     const OP: &str = "update_corrective_action";
-    let r = parse_kind("ref", &input.reference, RecordKind::CorrectiveAction)?;
+    let r = RecordRef::parse_kind("ref", &input.reference, RecordKind::CorrectiveAction)?;
     let progress = text::optional("progress", input.progress.as_deref(), MAX_TEXT)?;
     let new_evidence = text::list("evidence", &input.evidence, 1000)?;
 
@@ -422,7 +411,7 @@ pub struct ReviewEffectiveness {
 
 async fn review_effectiveness(app: Arc<App>, actor: Actor, input: ReviewEffectiveness) -> Result<NcProgress> {
     const OP: &str = "review_effectiveness";
-    let r = parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
+    let r = RecordRef::parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
     let evidence = text::list("evidence", &input.evidence, 1000)?;
     let notes = text::required("notes", &input.notes, MAX_TEXT)?;
 
@@ -467,7 +456,7 @@ pub struct CloseNonconformity {
 
 async fn close_nonconformity(app: Arc<App>, actor: Actor, input: CloseNonconformity) -> Result<NcProgress> {
     const OP: &str = "close_nonconformity";
-    let r = parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
+    let r = RecordRef::parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
     let isms_changes = text::required("isms_changes", &input.isms_changes, MAX_TEXT)?;
 
     let mut w = app.store.begin_write().await?;

@@ -279,6 +279,7 @@ pub fn actor(name: &str, role: Role) -> Actor {
 
 /// The operation registry on a store, for suites that run in-process on both backends.
 pub struct Harness {
+    pub actors: Vec<(String, Role)>,
     pub app: Arc<App>,
     pub registry: Registry,
     pub url: String,
@@ -298,7 +299,12 @@ impl Harness {
             };
             store.add_actor("tests", &new).await.unwrap();
         }
-        Harness { app: Arc::new(App::new(store)), registry: Registry::new(), url: url.to_owned() }
+        Harness {
+            actors: actors.iter().map(|(n, r)| (n.to_string(), *r)).collect(),
+            app: Arc::new(App::new(store)),
+            registry: Registry::new(),
+            url: url.to_owned(),
+        }
     }
 
     /// Calls a tool as `who`.
@@ -323,4 +329,22 @@ impl Harness {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.unwrap();
         pool.close().await;
     }
+}
+
+/// Calls a tool as one of the harness's actors, by name.
+pub async fn as_(h: &Harness, who: &str, tool: &str, args: Value) -> Result<Value, Error> {
+    let role = h.actors.iter().find(|(n, _)| n == who).map(|(_, r)| *r).expect("a registered test actor");
+    h.call_as(&actor(who, role), tool, args).await
+}
+
+/// Calls a tool and expects success.
+pub async fn ok(h: &Harness, who: &str, tool: &str, args: Value) -> Value {
+    as_(h, who, tool, args.clone()).await.unwrap_or_else(|e| panic!("{who} {tool} {args}: {e}"))
+}
+
+/// Calls a tool and expects a refusal whose message mentions `needle`.
+pub async fn refused(h: &Harness, who: &str, tool: &str, args: Value, needle: &str) -> Error {
+    let e = as_(h, who, tool, args.clone()).await.expect_err(&format!("{tool} {args} must be refused"));
+    assert!(e.to_string().contains(needle), "{tool}: `{e}` should mention `{needle}`");
+    e
 }
