@@ -123,7 +123,7 @@ async fn suite(url: &str) {
         "bob",
         "update_change_request",
         json!({"ref": "CR-1", "version": 2, "status": "implementing"}),
-        "belongs to `agent-1`",
+        "owned by `agent-1`",
     )
     .await;
     let implementing = ok(
@@ -136,6 +136,7 @@ async fn suite(url: &str) {
     assert!(cr(&implementing)["started_at"].is_string());
     let implemented =
         ok(&h, "agent-1", "update_change_request", json!({"ref": "CR-1", "version": 3, "status": "implemented"})).await;
+    assert!(cr(&implemented)["finished_at"].is_string(), "implementation end is recorded");
     refused(
         &h,
         "agent-1",
@@ -152,7 +153,6 @@ async fn suite(url: &str) {
         "version",
     )
     .await;
-    let _ = implemented;
     let reviewed = ok(&h, "agent-1", "update_change_request", json!({"ref": "CR-1", "version": 4, "review": {"outcome": "Backups replicate nightly", "issues_found": "First run slow", "controls_or_soa_update_needed": true}})).await;
     assert_eq!(cr(&reviewed)["status"], "reviewed");
     assert_eq!(cr(&reviewed)["review"]["controls_or_soa_update_needed"], true);

@@ -34,7 +34,9 @@ async fn guards_answer_with_the_right_status() {
     // reads the 413 instead of racing the server's close.
     let server =
         HttpServer::start(&db.url, &["--allowed-origins", "http://localhost:6274", "--max-body-bytes", "4096"]);
-    let client = Client::new();
+    // No connection reuse: the server closes a connection after refusing an oversized body,
+    // and a pooled client could otherwise send the next request into that closed socket.
+    let client = Client::builder().pool_max_idle_per_host(0).build().unwrap();
 
     let health = client.get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);

@@ -62,7 +62,6 @@ async fn cycle(url: &str) {
     assert!(logged["similar"][0]["reasons"][0].as_str().unwrap().contains("A.8.12"));
 
     // Premature steps are refused, naming the step that is missing.
-    let v = json!({"ref": "NC-2", "version": 1});
     let plan = json!({"ref": "NC-2", "version": 1, "description": "Redact", "owner": "bob"});
     c.refused("agent-1", "plan_corrective_action", plan.clone(), &["10.2 b)", "record_nonconformity_analysis"]).await;
     c.refused(
@@ -117,7 +116,6 @@ async fn cycle(url: &str) {
     assert_eq!(analysed["status"], "analysed");
     assert_eq!(analysed["next_step"], "plan_corrective_action");
     assert_eq!(analysed["version"], 2);
-    let _ = v;
 
     // c) Actions: a registered owner, a due date no later than the nonconformity's.
     let nc_due = c.record("NC-2").await["record"]["due_date"].as_str().unwrap().to_owned();

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{App, Effect, Operation};
-use crate::domain::access::Access;
+use crate::domain::access::{Access, oversees};
 use crate::domain::actor::{Actor, ActorKind, Role};
 use crate::domain::awareness::{Pending, Policy, check_acknowledgement, content_hash, pending, policy_id, sha256};
 use crate::domain::text::{self, MAX_TITLE};
@@ -223,7 +223,7 @@ async fn awareness_of(app: &App, actor: &Actor) -> Result<Vec<Pending>> {
 }
 
 async fn check_awareness(app: Arc<App>, caller: Actor, input: CheckAwareness) -> Result<AwarenessStatus> {
-    let overseer = matches!(caller.role, Role::IsmsManager | Role::Auditor | Role::TopManagement);
+    let overseer = oversees(caller.role);
     let refuse = |what: &str| {
         Err(Error::rule(
             format!("only an ISMS manager, auditor or top management may {what}"),

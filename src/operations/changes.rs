@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{App, Effect, Operation, request_hash};
-use crate::domain::access::Access;
+use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::change::{
     ChangeBody, ChangeRequest, ChangeType, CrStatus, Decision, Review, advance, check_decider, check_review, decide,
@@ -313,12 +313,7 @@ async fn update(app: Arc<App>, actor: Actor, input: UpdateChangeRequest) -> Resu
     let mut w = app.store.begin_write().await?;
     let cr = load(&mut w, &app, &input.reference).await?;
     cr.check_version(input.version)?;
-    if actor.name != cr.requester && actor.role != Role::IsmsManager {
-        return Err(Error::rule(
-            format!("{} belongs to `{}`; only they or an ISMS manager move it on", cr.reference, cr.requester),
-            format!("ask `{}`", cr.requester),
-        ));
-    }
+    check_owner_or_manager(&actor, &cr.reference, &cr.requester)?;
     let mut u = state(&cr);
     let now = stamp(w.now());
     let mut event = "change_request.updated";

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::nonconformities::similar_candidates;
 use super::{App, Effect, Operation, request_hash};
-use crate::domain::access::Access;
+use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::corrective_action::{
-    CaStatus, CorrectiveAction, action_due_date, check_done_evidence, check_may_update, check_reviewer,
+    CaStatus, CorrectiveAction, action_due_date, check_done_evidence, check_reviewer,
 };
 use crate::domain::nonconformity::{
     Analysis, Effectiveness, EffectivenessReview, NcStatus, NcStep, Nonconformity, SimilarDecision,
@@ -341,7 +341,7 @@ async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Resu
         .await?
         .ok_or_else(|| Error::not_found(r.to_string(), "get_record on the nonconformity lists its actions"))?;
     action.check_version(input.version)?;
-    check_may_update(&actor, &action.reference, &action.owner)?;
+    check_owner_or_manager(&actor, &action.reference, &action.owner)?;
     let status = action.status.after(&action.reference, input.status)?;
     let mut evidence = action.evidence.clone();
     for e in new_evidence {

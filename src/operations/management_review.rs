@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{App, Effect, Operation};
-use crate::domain::access::Access;
+use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::management_review::{Check, ContextItem, ContextKind, ReadinessFacts, ReviewAction, readiness};
 use crate::domain::references::{RecordKind, RecordRef};
@@ -506,12 +506,7 @@ async fn complete_action(app: Arc<App>, actor: Actor, input: CompleteAction) -> 
         .into_iter()
         .find(|a| a.reference == format!("{mr}.{n}"))
         .ok_or_else(|| Error::not_found(format!("{mr}.{n}"), "get_record on the review lists its actions"))?;
-    if actor.name != action.owner && actor.role != Role::IsmsManager {
-        return Err(Error::rule(
-            format!("{} is owned by `{}`", action.reference, action.owner),
-            format!("ask `{}` or an ISMS manager", action.owner),
-        ));
-    }
+    check_owner_or_manager(&actor, &action.reference, &action.owner)?;
     let mut w = app.store.begin_write().await?;
     if !w.complete_review_action(mr.number, n, Some(&note)).await? {
         return Err(Error::rule(format!("{} is already done", action.reference), "nothing to do"));

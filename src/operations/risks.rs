@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{App, Effect, Operation, request_hash};
-use crate::domain::access::Access;
-use crate::domain::actor::{Actor, Role};
+use crate::domain::access::{Access, check_owner_or_manager};
+use crate::domain::actor::Actor;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::domain::risk::{Assessment, Property, Rating, Risk, Treatment, check_acceptance};
 use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
@@ -227,12 +227,7 @@ async fn update_risk(app: Arc<App>, actor: Actor, input: UpdateRisk) -> Result<R
     let mut w = app.store.begin_write().await?;
     let risk = load(&mut w, &app, r).await?;
     risk.check_version(input.version)?;
-    if actor.name != risk.owner && actor.role != Role::IsmsManager {
-        return Err(Error::rule(
-            format!("{} is owned by `{}`; only its owner or an ISMS manager may change it", risk.reference, risk.owner),
-            format!("ask `{}` to update it", risk.owner),
-        ));
-    }
+    check_owner_or_manager(&actor, &risk.reference, &risk.owner)?;
     let keep = |field: &str, new: &Option<String>, old: &str, max| -> Result<String> {
         match new {
             Some(v) => text::required(field, v, max),
