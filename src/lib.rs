@@ -6,7 +6,8 @@
 //! - [`operations`]: the registry; each operation defined once with typed input and output.
 //! - [`store`]: SQLite or PostgreSQL through sqlx; each write one transaction with its
 //!   audit-trail entry and outbox event.
-//! - [`events`]: the relay that publishes the outbox to Redis Streams.
+//! - [`events`]: the relay that publishes the outbox to Redis Streams, and the live feed.
+//! - [`metrics`]: per-operation counters and latency histograms for `/metrics`.
 //! - [`fronts`]: MCP (stdio and Streamable HTTP), JSON-RPC, HTTP plumbing and the CLI.
 //! - [`error`]: the one error type, mapped once per front.
 
@@ -16,5 +17,6 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod fronts;
+pub mod metrics;
 pub mod operations;
 pub mod store;

@@ -61,7 +61,7 @@ async fn writes_succeed_while_redis_is_unreachable() {
     assert_eq!(r["result"]["ref"], "NC-1", "{r}");
     drop(server);
     let store = isms::store::Store::open(&db.url).await.unwrap();
-    let pending = store.pending_events(100).await.unwrap();
+    let pending = store.claim_pending(100).await.unwrap().expect("no other relay").events;
     assert_eq!(pending.len(), 2, "both events wait in the outbox");
     assert_eq!(pending[1].record_ref, "NC-1");
     store.close().await;

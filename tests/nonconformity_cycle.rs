@@ -381,7 +381,16 @@ async fn cycle(url: &str) {
 
     // Every step published its event; the chain holds.
     let events: Vec<String> =
-        c.h.app.store.pending_events(500).await.unwrap().into_iter().map(|e| e.event_type).collect();
+        c.h.app
+            .store
+            .claim_pending(500)
+            .await
+            .unwrap()
+            .expect("no other relay")
+            .events
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
     for expected in [
         "nonconformity.analysed",
         "corrective_action.planned",

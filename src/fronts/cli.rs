@@ -74,13 +74,19 @@ fn shared(cli: &Cli, store: Store) -> Shared {
     let risk = Methodology { acceptance_threshold: cli.risk_acceptance_threshold };
     let change =
         ChangePolicy { emergency_approval_hours: cli.emergency_approval_hours, review_days: cli.change_review_days };
-    let app = App { store, due, risk, evidence_max_age_days: cli.evidence_max_age_days, change };
+    let app = App { due, risk, evidence_max_age_days: cli.evidence_max_age_days, change, ..App::new(store) };
     Shared::new(Arc::new(app), Arc::new(Registry::new()))
 }
 
-fn start_relay(cli: &Cli, store: &Store) {
+fn start_relay(cli: &Cli, shared: &Shared) {
     if let Some(url) = &cli.redis_url {
-        tokio::spawn(crate::events::relay(store.clone(), url.clone(), cli.redis_stream.clone()));
+        let app = &shared.app;
+        tokio::spawn(crate::events::relay(
+            app.store.clone(),
+            app.metrics.clone(),
+            url.clone(),
+            cli.redis_stream.clone(),
+        ));
     }
 }
 
@@ -104,14 +110,19 @@ async fn shutdown_signal() {
 async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let store = open_store(cli).await?;
     bootstrap(&store, Some(&args.listen.to_string())).await?;
-    start_relay(cli, &store);
-    let options = HttpOptions { allowed_origins: args.allowed_origins.clone(), max_body_bytes: args.max_body_bytes };
-    let (app, _rpc_handle) = router(shared(cli, store.clone()), &options);
+    let shared = shared(cli, store.clone());
+    start_relay(cli, &shared);
+    let options = HttpOptions {
+        allowed_origins: args.allowed_origins.clone(),
+        max_body_bytes: args.max_body_bytes,
+        redis_url: cli.redis_url.clone(),
+    };
+    let (app, _rpc_handle) = router(shared, &options);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let local = listener.local_addr()?;
-    tracing::info!(%local, "isms serving: MCP at /mcp, JSON-RPC at /rpc, health at /healthz");
+    tracing::info!(%local, "isms serving: MCP at /mcp, JSON-RPC at /rpc (WebSocket too), /healthz, /readyz, /metrics");
     eprintln!("isms listening on http://{local} (MCP: /mcp, JSON-RPC: /rpc)");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     store.close().await;
@@ -132,9 +143,10 @@ async fn stdio(cli: &Cli, actor: Option<&str>) -> anyhow::Result<()> {
     let Some(actor) = store.actor_by_name(name).await? else {
         return Err(anyhow!("actor `{name}` is not registered (or retired); registered: {}", known().await));
     };
-    start_relay(cli, &store);
+    let shared = shared(cli, store.clone());
+    start_relay(cli, &shared);
     tracing::info!(actor = %actor.name, role = %actor.role, "serving MCP over stdio");
-    let running = McpServer::stdio(shared(cli, store.clone()), actor).serve(rmcp::transport::stdio()).await?;
+    let running = McpServer::stdio(shared, actor).serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
     store.close().await;
     Ok(())

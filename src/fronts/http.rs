@@ -1,8 +1,11 @@
-//! One HTTP port: MCP Streamable HTTP at `/mcp`, JSON-RPC at `/rpc`, `/healthz`.
-//! Both protocol paths require a bearer token (401 otherwise) and a permitted Origin when
-//! one is sent (403 otherwise); bodies are size-limited (413).
+//! One HTTP port: MCP Streamable HTTP at `/mcp`, JSON-RPC at `/rpc` (plain HTTP, or a
+//! WebSocket for the live event subscription), and the open probes `/healthz` (the process
+//! and database answer), `/readyz` (database and Redis answer; outbox backlog) and
+//! `/metrics` (Prometheus text). The protocol paths require a bearer token (401 otherwise);
+//! every path refuses an Origin not allowed (403); bodies are size-limited (413).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -17,6 +20,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use super::Shared;
 use super::mcp::McpServer;
 use super::rpc;
+use crate::events::Feed;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -25,7 +29,19 @@ pub struct HttpOptions {
     pub allowed_origins: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Redis the event relay publishes to, checked by `/readyz`.
+    pub redis_url: Option<String>,
 }
+
+/// What the open probes need.
+#[derive(Debug, Clone)]
+struct Probes {
+    shared: Shared,
+    redis: Option<redis::Client>,
+}
+
+/// Longest a probe waits for the database or Redis.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn json_error(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({ "error": message }).to_string();
@@ -77,11 +93,49 @@ async fn check_origin(State(allowed): State<Arc<Vec<String>>>, request: Request,
     next.run(request).await
 }
 
-async fn healthz(State(shared): State<Shared>) -> Response {
-    match shared.app.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response(),
-        Err(_) => json_error(StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
+async fn healthz(State(probes): State<Probes>) -> Response {
+    match tokio::time::timeout(PROBE_TIMEOUT, probes.shared.app.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response(),
+        _ => json_error(StatusCode::SERVICE_UNAVAILABLE, "database unreachable"),
     }
+}
+
+async fn redis_answers(client: &redis::Client) -> bool {
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, ping).await, Ok(Ok(_)))
+}
+
+/// Ready to serve: the database answers and, when events go to Redis, Redis answers too.
+/// The body names each check and the outbox backlog.
+async fn readyz(State(probes): State<Probes>) -> Response {
+    let store = &probes.shared.app.store;
+    let backlog = tokio::time::timeout(PROBE_TIMEOUT, store.outbox_backlog()).await.ok().and_then(Result::ok);
+    let database = backlog.is_some();
+    let redis = match &probes.redis {
+        Some(client) => Some(redis_answers(client).await),
+        None => None,
+    };
+    let ready = database && redis != Some(false);
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": if database { "ok" } else { "unreachable" },
+        "redis": match redis { None => "not configured", Some(true) => "ok", Some(false) => "unreachable" },
+        "outbox_backlog": backlog,
+    });
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
+}
+
+/// Prometheus text exposition of the operation metrics and the outbox backlog (-1 when the
+/// database cannot be read).
+async fn metrics(State(probes): State<Probes>) -> Response {
+    let app = &probes.shared.app;
+    let backlog = tokio::time::timeout(PROBE_TIMEOUT, app.store.outbox_backlog()).await.ok().and_then(Result::ok);
+    let text = app.metrics.render(backlog.unwrap_or(-1));
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
 /// The router, and the handle that keeps the JSON-RPC service running until dropped.
@@ -100,13 +154,14 @@ pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::serv
 
     let (stop, handle) = jsonrpsee::server::stop_channel();
     let rpc_config = jsonrpsee::server::ServerConfig::builder()
-        .http_only()
+        .max_connections(1_000)
+        .max_subscriptions_per_connection(16)
         .max_request_body_size(u32::try_from(options.max_body_bytes).unwrap_or(u32::MAX))
         .build();
     let rpc_service = jsonrpsee::server::Server::builder()
         .set_config(rpc_config)
         .to_service_builder()
-        .build(rpc::module(shared.clone()), stop);
+        .build(rpc::module(shared.clone(), Feed::start(shared.app.store.clone())), stop);
     let rpc_service =
         axum::error_handling::HandleError::new(rpc_service, |e: Box<dyn std::error::Error + Send + Sync>| async move {
             tracing::warn!(error = %e, "JSON-RPC transport error");
@@ -117,9 +172,12 @@ pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::serv
         .route_service("/mcp", mcp)
         .route_service("/rpc", rpc_service)
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
+    let redis = options.redis_url.as_deref().and_then(|url| redis::Client::open(url).ok());
     let router = Router::new()
         .route("/healthz", get(healthz))
-        .with_state(shared)
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Probes { shared, redis })
         .merge(protected)
         .layer(middleware::from_fn_with_state(Arc::new(options.allowed_origins.clone()), check_origin))
         .layer(RequestBodyLimitLayer::new(options.max_body_bytes));

@@ -1,13 +1,19 @@
 //! Plain JSON-RPC 2.0 through jsonrpsee: method name = tool name, params = the tool's
 //! arguments object, result = its structured output. Failures are JSON-RPC error objects.
+//!
+//! Over a WebSocket, `subscribe_events` streams committed events as `isms_event`
+//! notifications (see [`SubscribeEvents`]); `unsubscribe_events` ends the stream.
 
 use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::Shared;
 use crate::domain::actor::Actor;
 use crate::error::Error;
+use crate::events::{EventFilter, Feed};
+use crate::store::OutboxEvent;
 
 /// Application error codes (the JSON-RPC reserved range is -32768..-32000 for protocol
 /// faults; these sit just outside it, apart from invalid params).
@@ -52,8 +58,89 @@ pub fn rpc_error(e: &Error) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(code, message, Some(serde_json::json!({ "kind": e.code() })))
 }
 
-/// One JSON-RPC method per registry operation.
-pub fn module(shared: Shared) -> RpcModule<Shared> {
+/// Parameters of `subscribe_events`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeEvents {
+    /// Event types to receive (`nonconformity.logged`, or `nonconformity.*` for a family);
+    /// omitted or empty: every event.
+    #[serde(default)]
+    pub types: Vec<String>,
+    /// Replay the events after this event id first (resume after a disconnect); omitted:
+    /// only events committed from now on.
+    pub after: Option<i64>,
+}
+
+/// One `isms_event` notification.
+fn notification(event: &OutboxEvent) -> Value {
+    let payload = serde_json::from_str::<Value>(&event.payload).unwrap_or(Value::Null);
+    serde_json::json!({
+        "id": event.id,
+        "type": event.event_type,
+        "ref": event.record_ref,
+        "at": event.at,
+        "payload": payload,
+    })
+}
+
+/// Streams the events of `feed` that the subscription asks for until either side stops.
+fn register_events(module: &mut RpcModule<Shared>, feed: Feed) {
+    module
+        .register_subscription(
+            "subscribe_events",
+            "isms_event",
+            "unsubscribe_events",
+            move |params: Params<'static>, pending, _shared, extensions| {
+                let feed = feed.clone();
+                async move {
+                    if extensions.get::<Actor>().is_none() {
+                        pending.reject(rpc_error(&Error::Unauthenticated)).await;
+                        return Ok(());
+                    }
+                    let request = match params.as_str() {
+                        None => Ok(SubscribeEvents::default()),
+                        Some(_) => params.parse::<SubscribeEvents>().map_err(|e| Error::invalid("params", e.message())),
+                    };
+                    let subscription = match request {
+                        Ok(r) => match EventFilter::new(r.types) {
+                            Ok(filter) => feed.follow(r.after, filter).await,
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(e),
+                    };
+                    let mut subscription = match subscription {
+                        Ok(s) => s,
+                        Err(e) => {
+                            pending.reject(rpc_error(&e)).await;
+                            return Ok(());
+                        }
+                    };
+                    let sink = pending.accept().await?;
+                    loop {
+                        let event = tokio::select! {
+                            () = sink.closed() => return Ok(()),
+                            next = subscription.next() => next,
+                        };
+                        match event {
+                            Ok(Some(event)) => {
+                                let message = serde_json::value::to_raw_value(&notification(&event))?;
+                                sink.send(message).await?;
+                            }
+                            Ok(None) => return Ok(()),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event subscription ended: the outbox cannot be read");
+                                return Err(e.to_string().into());
+                            }
+                        }
+                    }
+                }
+            },
+        )
+        .expect("subscription names are unique");
+}
+
+/// One JSON-RPC method per registry operation, and the event subscription.
+pub fn module(shared: Shared, feed: Feed) -> RpcModule<Shared> {
     let names: Vec<&'static str> = shared.registry.all().iter().map(|op| op.name).collect();
     let mut module = RpcModule::new(shared);
     for name in names {
@@ -75,5 +162,6 @@ pub fn module(shared: Shared) -> RpcModule<Shared> {
             })
             .expect("operation names are unique");
     }
+    register_events(&mut module, feed);
     module
 }

@@ -32,6 +32,7 @@ use crate::domain::change::ChangePolicy;
 use crate::domain::nonconformity::DuePolicy;
 use crate::domain::risk::Methodology;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// What the operations work with: the store and the ISMS's configured policies.
@@ -47,6 +48,8 @@ pub struct App {
     pub evidence_max_age_days: u64,
     /// Time limits of the change process.
     pub change: ChangePolicy,
+    /// Call counts and latencies, per operation.
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             risk: Methodology::default(),
             evidence_max_age_days: 365,
             change: ChangePolicy::default(),
+            metrics: Metrics::default(),
         }
     }
 }
@@ -188,14 +192,20 @@ impl Operation {
 
     /// Runs the operation for `actor`, after checking the actor's role may call it.
     pub async fn call(&self, app: Arc<App>, actor: Actor, args: Value) -> Result<Value> {
-        if !self.access.permits(actor.role) {
-            return Err(Error::Forbidden {
+        let started = std::time::Instant::now();
+        let metrics = app.metrics.clone();
+        let result = if self.access.permits(actor.role) {
+            (self.handler)(app, actor, args).await
+        } else {
+            Err(Error::Forbidden {
                 role: actor.role.to_string(),
                 operation: self.name.to_owned(),
                 allowed: self.access.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", "),
-            });
-        }
-        (self.handler)(app, actor, args).await
+            })
+        };
+        let outcome = result.as_ref().map_or_else(Error::code, |_| "ok");
+        metrics.observe(self.name, outcome, started.elapsed());
+        result
     }
 }
 

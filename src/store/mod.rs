@@ -32,7 +32,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
-use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::domain::audit::{EntryFields, entry_hash};
 use crate::domain::references::{RecordKind, RecordRef};
@@ -59,8 +59,8 @@ pub struct Store {
     /// Serialises writers inside this process on SQLite, whose one writer lock would
     /// otherwise turn concurrent transactions into busy errors.
     gate: Option<Arc<Mutex<()>>>,
-    /// Woken after each commit made through this store.
-    commits: Arc<Notify>,
+    /// Counts the commits made through this store; watchers wake on each.
+    commits: Arc<watch::Sender<u64>>,
 }
 
 /// One value bound to a `$n` placeholder.
@@ -127,7 +127,7 @@ impl Store {
         };
         migrator.run(&pool).await?;
         let gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Store { pool, backend, gate, commits: Arc::new(Notify::new()) })
+        Ok(Store { pool, backend, gate, commits: Arc::new(watch::Sender::new(0)) })
     }
 
     /// The backend in use.
@@ -153,9 +153,10 @@ impl Store {
         Ok(Write { tx, _gate: gate, now: Utc::now(), commits: self.commits.clone() })
     }
 
-    /// Resolves after the next commit made through this store.
-    pub async fn committed(&self) {
-        self.commits.notified().await;
+    /// A watch that changes after each commit made through this store (writes by other
+    /// processes are not seen: poll for those).
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// Checks the database answers.
@@ -199,7 +200,7 @@ pub struct Write {
     tx: Transaction<'static, Any>,
     _gate: Option<OwnedMutexGuard<()>>,
     now: DateTime<Utc>,
-    commits: Arc<Notify>,
+    commits: Arc<watch::Sender<u64>>,
 }
 
 impl Write {
@@ -324,7 +325,7 @@ impl Write {
     /// Commits everything written.
     pub async fn commit(self) -> Result<()> {
         self.tx.commit().await?;
-        self.commits.notify_one();
+        self.commits.send_modify(|n| *n += 1);
         Ok(())
     }
 }

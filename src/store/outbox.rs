@@ -1,15 +1,20 @@
-//! The outbox: events written with each change, waiting to be published.
+//! The outbox: events written with each change, kept in commit order. The relay publishes
+//! them to Redis; the live feed tails them for WebSocket subscribers.
 
-use sqlx::Row;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
-use super::Store;
+use super::{Backend, Store, Write};
 use crate::domain::time::stamp;
 use crate::error::Result;
 
-/// An event waiting in the outbox.
-#[derive(Debug, Clone)]
+/// The advisory lock key that makes one relay at a time publish on PostgreSQL.
+const RELAY_LOCK: i64 = 0x1535_0001;
+
+/// An event from the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEvent {
-    /// The event id (the outbox row id): consumers de-duplicate on it.
+    /// The event id (the outbox row id, increasing in commit order): consumers de-duplicate on it.
     pub id: i64,
     /// When the change was committed.
     pub at: String,
@@ -21,40 +26,99 @@ pub struct OutboxEvent {
     pub payload: String,
 }
 
+const COLUMNS: &str = "SELECT id, at, event_type, record_ref, payload FROM outbox";
+
+fn event(r: &AnyRow) -> Result<OutboxEvent> {
+    Ok(OutboxEvent {
+        id: r.try_get(0)?,
+        at: r.try_get(1)?,
+        event_type: r.try_get(2)?,
+        record_ref: r.try_get(3)?,
+        payload: r.try_get(4)?,
+    })
+}
+
+/// The relay's lock on the outbox: held while a batch is published, so replicas sharing one
+/// database neither publish an event twice nor out of order.
+enum RelayLock {
+    /// SQLite: the writer lock of a write transaction.
+    Sqlite(Write),
+    /// PostgreSQL: a transaction holding the relay's advisory lock.
+    Postgres(Transaction<'static, Any>),
+}
+
+/// A batch of unpublished events, oldest first, claimed by this relay.
+pub struct Claimed {
+    lock: RelayLock,
+    /// The events to publish.
+    pub events: Vec<OutboxEvent>,
+}
+
+impl std::fmt::Debug for Claimed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claimed").field("events", &self.events.len()).finish_non_exhaustive()
+    }
+}
+
+impl Claimed {
+    /// Marks the batch published and releases the claim.
+    pub async fn published(self) -> Result<()> {
+        let Some(last) = self.events.last().map(|e| e.id) else { return Ok(()) };
+        let first = self.events[0].id;
+        let now = stamp(chrono::Utc::now());
+        let sql = "UPDATE outbox SET published_at = $1 WHERE id BETWEEN $2 AND $3 AND published_at IS NULL";
+        match self.lock {
+            RelayLock::Sqlite(mut w) => {
+                sqlx::query(sql).bind(&now).bind(first).bind(last).execute(&mut **w.tx()).await?;
+                w.commit().await
+            }
+            RelayLock::Postgres(mut tx) => {
+                sqlx::query(sql).bind(&now).bind(first).bind(last).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+}
+
 impl Store {
-    /// Up to `limit` unpublished events, oldest first.
-    pub async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, at, event_type, record_ref, payload FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxEvent {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    event_type: r.try_get(2)?,
-                    record_ref: r.try_get(3)?,
-                    payload: r.try_get(4)?,
-                })
-            })
-            .collect()
+    /// Claims up to `limit` unpublished events, oldest first. `None` when another relay
+    /// holds the claim (another replica on the same PostgreSQL).
+    pub async fn claim_pending(&self, limit: i64) -> Result<Option<Claimed>> {
+        let pending = format!("{COLUMNS} WHERE published_at IS NULL ORDER BY id LIMIT $1");
+        let lock = match self.backend {
+            Backend::Sqlite => RelayLock::Sqlite(self.begin_write().await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                let row =
+                    sqlx::query("SELECT pg_try_advisory_xact_lock($1)").bind(RELAY_LOCK).fetch_one(&mut *tx).await?;
+                if !row.try_get::<bool, _>(0)? {
+                    return Ok(None);
+                }
+                RelayLock::Postgres(tx)
+            }
+        };
+        let mut lock = lock;
+        let query = sqlx::query(sqlx::AssertSqlSafe(pending)).bind(limit);
+        let rows = match &mut lock {
+            RelayLock::Sqlite(w) => query.fetch_all(&mut **w.tx()).await?,
+            RelayLock::Postgres(tx) => query.fetch_all(&mut **tx).await?,
+        };
+        let events = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
+        Ok(Some(Claimed { lock, events }))
     }
 
-    /// Marks these events as published.
-    pub async fn mark_published(&self, ids: &[i64]) -> Result<()> {
-        let mut w = self.begin_write().await?;
-        let now = stamp(w.now());
-        for id in ids {
-            sqlx::query("UPDATE outbox SET published_at = $1 WHERE id = $2")
-                .bind(&now)
-                .bind(*id)
-                .execute(&mut **w.tx())
-                .await?;
-        }
-        w.commit().await
+    /// Up to `limit` events after event `after`, oldest first.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<OutboxEvent>> {
+        let sql = format!("{COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(self.pool()).await?;
+        rows.iter().map(event).collect()
+    }
+
+    /// The id of the newest event (0 when there is none).
+    pub async fn latest_event_id(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM outbox").fetch_one(self.pool()).await?;
+        Ok(row.try_get(0)?)
     }
 
     /// How many events wait to be published.

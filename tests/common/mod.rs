@@ -196,7 +196,19 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
+    /// Serves a new database and takes the admin token it prints.
     pub fn start(db: &str, extra: &[&str]) -> Self {
+        let (child, base, token) = Self::spawn(db, extra);
+        HttpServer { child, base, admin_token: token.expect("a new database prints the admin token") }
+    }
+
+    /// Serves a database already set up, whose admin token is `admin_token`.
+    pub fn restart(db: &str, extra: &[&str], admin_token: &str) -> Self {
+        let (child, base, _) = Self::spawn(db, extra);
+        HttpServer { child, base, admin_token: admin_token.to_owned() }
+    }
+
+    fn spawn(db: &str, extra: &[&str]) -> (Child, String, Option<String>) {
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -222,7 +234,13 @@ impl HttpServer {
             }
         });
         let (base, token) = rx.recv_timeout(Duration::from_secs(30)).expect("isms serve started");
-        HttpServer { child, base, admin_token: token.expect("a new database prints the admin token") }
+        (child, base, token)
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, path: &str) -> String {
