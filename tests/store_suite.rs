@@ -222,6 +222,76 @@ async fn truncation_is_found(url: &str) {
     h.app.store.close().await;
 }
 
+/// Concurrent writes, some abandoned and some cancelled mid-way: exactly the committed ones
+/// are kept, each acknowledged only once durable, in one unbroken chain (on SQLite they
+/// share group-commit transactions, so an abandoned write must not take its batch with it).
+async fn abandoned_writes_leave_the_others(url: &str) {
+    use isms::store::{Change, Store};
+    let store = Store::open(url).await.unwrap();
+    let before = store.verify_chain().await.unwrap().entries_checked;
+    let write = |store: Store, i: usize| async move {
+        let mut w = store.begin_write().await.unwrap();
+        let detail = json!({ "i": i });
+        let record = format!("test:{i}");
+        let change =
+            Change { actor: "tests", operation: "test", record: &record, event: "test.written", detail: &detail };
+        w.record(change).await.unwrap();
+        match i % 4 {
+            // Abandoned: dropped without commit after writing.
+            1 => false,
+            // Dropped after letting the other writers run (every eighth is also aborted by the
+            // test, at whatever point it has reached: waiting for its turn, or in it).
+            3 => {
+                tokio::task::yield_now().await;
+                false
+            }
+            _ => {
+                w.commit().await.unwrap();
+                true
+            }
+        }
+    };
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let task = tokio::spawn(write(store.clone(), i));
+        if i % 8 == 7 {
+            task.abort();
+        }
+        tasks.push((i, task));
+    }
+    let mut kept = Vec::new();
+    for (i, task) in tasks {
+        if let Ok(true) = task.await {
+            kept.push(i);
+        }
+    }
+    let report = store.verify_chain().await.unwrap();
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.entries_checked - before, kept.len() as i64, "exactly the acknowledged writes are kept");
+    for i in kept {
+        let history = store.history(&format!("test:{i}")).await.unwrap();
+        assert_eq!(history.len(), 1, "test:{i} kept once");
+    }
+    for i in [1, 5, 9] {
+        assert!(store.history(&format!("test:{i}")).await.unwrap().is_empty(), "test:{i} was abandoned");
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_abandoned_writes_leave_the_others() {
+    let db = TestDb::sqlite();
+    abandoned_writes_leave_the_others(&db.url).await;
+}
+
+#[tokio::test]
+async fn postgres_abandoned_writes_leave_the_others() {
+    let Some(server) = postgres_url() else { return };
+    let db = TestDb::postgres(&server).await;
+    abandoned_writes_leave_the_others(&db.url).await;
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn sqlite_store_suite() {
     let db = TestDb::sqlite();

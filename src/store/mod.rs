@@ -7,6 +7,7 @@
 mod actors;
 mod audit;
 mod changes;
+mod group_commit;
 mod nonconformities;
 mod outbox;
 mod people;
@@ -32,8 +33,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
-use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+use tokio::sync::watch;
 
+use self::group_commit::{Group, Turn};
 use crate::domain::audit::{EntryFields, entry_hash};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::time::stamp;
@@ -56,9 +58,10 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Serialises writers inside this process on SQLite, whose one writer lock would
-    /// otherwise turn concurrent transactions into busy errors.
-    gate: Option<Arc<Mutex<()>>>,
+    /// On SQLite, the writers of this process, committed in groups: SQLite's one writer lock
+    /// would otherwise turn concurrent transactions into busy errors, and one fsync per write
+    /// would cap the write rate.
+    group: Option<Arc<Group>>,
     /// Counts the commits made through this store; watchers wake on each.
     commits: Arc<watch::Sender<u64>>,
 }
@@ -126,8 +129,8 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        let gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Store { pool, backend, gate, commits: Arc::new(watch::Sender::new(0)) })
+        let group = (backend == Backend::Sqlite).then(|| Arc::new(Group::default()));
+        Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)) })
     }
 
     /// The backend in use.
@@ -139,18 +142,14 @@ impl Store {
         &self.pool
     }
 
-    /// Starts a write: one transaction that takes the writer lock at once (SQLite) or row
-    /// locks as it goes (PostgreSQL).
+    /// Starts a write: its own transaction with row locks (PostgreSQL), or a turn in the
+    /// open group-commit transaction, which holds the writer lock (SQLite).
     pub async fn begin_write(&self) -> Result<Write> {
-        let gate = match &self.gate {
-            Some(g) => Some(g.clone().lock_owned().await),
-            None => None,
+        let tx = match &self.group {
+            Some(group) => WriteTx::Grouped(group.turn(&self.pool).await?),
+            None => WriteTx::Own(self.pool.begin().await?),
         };
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        };
-        Ok(Write { tx, _gate: gate, now: Utc::now(), commits: self.commits.clone() })
+        Ok(Write { tx, now: Utc::now(), commits: self.commits.clone() })
     }
 
     /// A watch that changes after each commit made through this store (writes by other
@@ -195,10 +194,17 @@ pub struct Change<'a> {
     pub detail: &'a serde_json::Value,
 }
 
-/// An open write transaction. Dropped without [`Write::commit`], it rolls back.
+/// Where a write's statements go.
+enum WriteTx {
+    /// A transaction of its own.
+    Own(Transaction<'static, Any>),
+    /// A savepoint in a group-commit transaction.
+    Grouped(Turn),
+}
+
+/// An open write. Dropped without [`Write::commit`], its changes roll back.
 pub struct Write {
-    tx: Transaction<'static, Any>,
-    _gate: Option<OwnedMutexGuard<()>>,
+    tx: WriteTx,
     now: DateTime<Utc>,
     commits: Arc<watch::Sender<u64>>,
 }
@@ -210,14 +216,17 @@ impl Write {
     }
 
     pub(crate) fn tx(&mut self) -> &mut Transaction<'static, Any> {
-        &mut self.tx
+        match &mut self.tx {
+            WriteTx::Own(tx) => tx,
+            WriteTx::Grouped(turn) => turn.tx(),
+        }
     }
 
     /// Takes the next number for a record kind (`NC-1`, `NC-2`, …).
     pub async fn next_number(&mut self, kind: RecordKind) -> Result<i64> {
         let row = sqlx::query("UPDATE counters SET last = last + 1 WHERE kind = $1 RETURNING last")
             .bind(kind.prefix())
-            .fetch_one(&mut *self.tx)
+            .fetch_one(&mut **self.tx())
             .await?;
         Ok(row.try_get::<i64, _>(0)?)
     }
@@ -239,7 +248,7 @@ impl Write {
         .bind(key)
         .bind(request_hash)
         .bind(stamp(self.now))
-        .execute(&mut *self.tx)
+        .execute(&mut **self.tx())
         .await?
         .rows_affected();
         if inserted == 1 {
@@ -251,7 +260,7 @@ impl Write {
         .bind(actor)
         .bind(operation)
         .bind(key)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(&mut **self.tx())
         .await?;
         let stored_hash: String = row.try_get(0)?;
         let record: Option<String> = row.try_get(1)?;
@@ -277,7 +286,7 @@ impl Write {
             .bind(actor)
             .bind(operation)
             .bind(key)
-            .execute(&mut *self.tx)
+            .execute(&mut **self.tx())
             .await?;
         Ok(())
     }
@@ -288,7 +297,7 @@ impl Write {
         // writers (also in other replicas) append one after another; SQLite's writer lock
         // already serialises them.
         let head = sqlx::query("UPDATE chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *self.tx)
+            .fetch_one(&mut **self.tx())
             .await?;
         let seq: i64 = head.try_get(0)?;
         let prev_hash: String = head.try_get(1)?;
@@ -298,7 +307,7 @@ impl Write {
         let fields =
             EntryFields { seq, at: &at, actor: change.actor, operation: change.operation, record_ref, detail: &detail };
         let hash = entry_hash(&prev_hash, &fields);
-        sqlx::query("UPDATE chain_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut *self.tx).await?;
+        sqlx::query("UPDATE chain_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **self.tx()).await?;
         sqlx::query(
             "INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -310,21 +319,24 @@ impl Write {
         .bind(&detail)
         .bind(&prev_hash)
         .bind(&hash)
-        .execute(&mut *self.tx)
+        .execute(&mut **self.tx())
         .await?;
         sqlx::query("INSERT INTO outbox (at, event_type, record_ref, payload) VALUES ($1, $2, $3, $4)")
             .bind(&at)
             .bind(change.event)
             .bind(record_ref)
             .bind(&detail)
-            .execute(&mut *self.tx)
+            .execute(&mut **self.tx())
             .await?;
         Ok(())
     }
 
-    /// Commits everything written.
+    /// Commits everything written; returns once it is durable.
     pub async fn commit(self) -> Result<()> {
-        self.tx.commit().await?;
+        match self.tx {
+            WriteTx::Own(tx) => tx.commit().await?,
+            WriteTx::Grouped(turn) => turn.commit().await?,
+        }
         self.commits.send_modify(|n| *n += 1);
         Ok(())
     }
