@@ -29,12 +29,12 @@ pub struct Shared {
 
 /// The MCP tool description of an operation, as agents see it.
 pub fn tool_of(op: &Operation) -> Tool {
+    // Only the hints that differ from MCP's defaults (not read-only, destructive, not
+    // idempotent, open world): every byte here is paid in each agent's context.
     let annotations = match op.effect {
         Effect::Read => ToolAnnotations::new().read_only(true).open_world(false),
-        Effect::Create => {
-            ToolAnnotations::new().read_only(false).destructive(false).idempotent(false).open_world(false)
-        }
-        Effect::Update => ToolAnnotations::new().read_only(false).destructive(true).idempotent(false).open_world(false),
+        Effect::Create => ToolAnnotations::new().destructive(false).open_world(false),
+        Effect::Update => ToolAnnotations::new().open_world(false),
     };
     Tool::new_with_raw(op.name, Some(op.description.clone().into()), op.input_schema.clone())
         .with_raw_output_schema(op.output_schema.clone())

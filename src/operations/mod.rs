@@ -102,10 +102,12 @@ impl std::fmt::Debug for Operation {
     }
 }
 
-/// Makes a schema cheap for an agent's context without losing constraints: a `oneOf` of
-/// string constants becomes one `enum`, null defaults and integer formats go, and (for output
-/// schemas) descriptions go too, since the input's descriptions already explain the fields.
-fn compact(value: &mut Value, keep_descriptions: bool) {
+/// Makes an input schema cheap for an agent's context without losing what a caller needs:
+/// a `oneOf` of string constants becomes one `enum`; `null` alternatives of optional fields,
+/// empty or null defaults and integer formats go; nested objects lose `additionalProperties`
+/// (the server refuses unknown fields anyway) and array items their description (the
+/// property's own description says what they are).
+fn compact_input(value: &mut Value, top_level: bool) {
     match value {
         Value::Object(map) => {
             let constants: Option<Vec<Value>> = map.get("oneOf").and_then(Value::as_array).and_then(|variants| {
@@ -116,32 +118,59 @@ fn compact(value: &mut Value, keep_descriptions: bool) {
                 map.insert("type".into(), Value::String("string".into()));
                 map.insert("enum".into(), Value::Array(constants));
             }
-            if map.get("default").is_some_and(Value::is_null) {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            if map.get("default").is_some_and(|d| d.is_null() || d.as_array().is_some_and(Vec::is_empty)) {
                 map.remove("default");
             }
             map.remove("format");
-            if !keep_descriptions {
-                map.remove("description");
+            if !top_level {
+                map.remove("additionalProperties");
+            }
+            if let Some(Value::Object(items)) = map.get_mut("items") {
+                items.remove("description");
             }
             for (key, child) in map.iter_mut() {
                 // `properties` maps names to schemas; a property named "description" is not one.
                 if key == "properties" {
                     if let Value::Object(props) = child {
-                        props.values_mut().for_each(|p| compact(p, keep_descriptions));
+                        props.values_mut().for_each(|p| compact_input(p, false));
                     }
                 } else {
-                    compact(child, keep_descriptions);
+                    compact_input(child, false);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| compact(i, keep_descriptions)),
+        Value::Array(items) => items.iter_mut().for_each(|i| compact_input(i, false)),
         _ => {}
     }
 }
 
-/// The JSON Schema of `T`, inlined (no `$ref`), compacted, without `$schema` and `title`;
-/// the description is taken out and returned apart.
-fn schema_of<T: JsonSchema>(keep_descriptions: bool) -> (Map<String, Value>, String) {
+/// Cuts an output schema to its top level: each field with its JSON type(s), and which are
+/// always present. Clients can validate a result against it; the nested shapes are
+/// self-describing in the results, and spelling them out would cost every agent thousands of
+/// tokens of context for little use.
+fn compact_output(map: &mut Map<String, Value>) {
+    map.retain(|k, _| matches!(k.as_str(), "type" | "properties" | "required"));
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for prop in props.values_mut() {
+            let shallow = match prop.get("type") {
+                Some(t) => serde_json::json!({ "type": t }),
+                None => serde_json::json!({}),
+            };
+            *prop = shallow;
+        }
+    }
+}
+
+/// The JSON Schema of `T`, inlined (no `$ref`), without `$schema` and `title`; the
+/// description is taken out and returned apart.
+fn schema_of<T: JsonSchema>() -> (Map<String, Value>, String) {
     let settings = schemars::generate::SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true);
     let schema = settings.into_generator().into_root_schema_for::<T>();
     let mut map = match schema.to_value() {
@@ -154,9 +183,6 @@ fn schema_of<T: JsonSchema>(keep_descriptions: bool) -> (Map<String, Value>, Str
         Some(Value::String(s)) => s,
         _ => String::new(),
     };
-    let mut value = Value::Object(map);
-    compact(&mut value, keep_descriptions);
-    let Value::Object(map) = value else { unreachable!("compacting keeps an object an object") };
     (map, description)
 }
 
@@ -169,8 +195,12 @@ impl Operation {
         F: Fn(Arc<App>, Actor, I) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<O>> + Send + 'static,
     {
-        let (input_schema, description) = schema_of::<I>(true);
-        let (output_schema, _) = schema_of::<O>(false);
+        let (input_schema, description) = schema_of::<I>();
+        let mut input_schema = Value::Object(input_schema);
+        compact_input(&mut input_schema, true);
+        let Value::Object(input_schema) = input_schema else { unreachable!("compacting keeps an object an object") };
+        let (mut output_schema, _) = schema_of::<O>();
+        compact_output(&mut output_schema);
         let handler = Arc::new(handler);
         Operation {
             name,
