@@ -123,6 +123,13 @@ pub struct ServeArgs {
     /// Browser origins allowed to call (comma-separated); requests with any other Origin get 403.
     #[arg(long, env = "ISMS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Host names (or host:port) requests may be addressed to (comma-separated); others get
+    /// 403, which defeats DNS rebinding. Add the name clients use behind a proxy.
+    #[arg(long, env = "ISMS_ALLOWED_HOSTS", value_delimiter = ',', default_value = "localhost,127.0.0.1,::1")]
+    pub allowed_hosts: Vec<String>,
+    /// Most calls in one JSON-RPC batch.
+    #[arg(long, env = "ISMS_MAX_BATCH", default_value_t = 50)]
+    pub max_batch: u32,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "ISMS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,

@@ -26,6 +26,7 @@ struct Inner {
     latency: Family<Labels<1>, Histogram, fn() -> Histogram>,
     backlog: Gauge<i64, AtomicI64>,
     published: Counter,
+    refused: Family<Labels<1>, Counter>,
     redis_up: Gauge<i64, AtomicI64>,
 }
 
@@ -45,9 +46,11 @@ impl Default for Metrics {
         registry.register("outbox_backlog", "Events committed but not yet published to Redis", backlog.clone());
         let published = Counter::default();
         registry.register("events_published", "Events this process published to Redis", published.clone());
+        let refused = Family::<Labels<1>, Counter>::default();
+        registry.register("http_refused", "HTTP requests refused for want of a valid bearer token", refused.clone());
         let redis_up = Gauge::<i64, AtomicI64>::default();
         registry.register("redis_up", "1 while the event relay is connected to Redis", redis_up.clone());
-        Metrics(Arc::new(Inner { registry, calls, latency, backlog, published, redis_up }))
+        Metrics(Arc::new(Inner { registry, calls, latency, backlog, published, refused, redis_up }))
     }
 }
 
@@ -56,6 +59,11 @@ impl Metrics {
     pub fn observe(&self, operation: &'static str, outcome: &'static str, elapsed: Duration) {
         self.0.calls.get_or_create(&[("operation", operation), ("outcome", outcome)]).inc();
         self.0.latency.get_or_create(&[("operation", operation)]).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request refused at the door (`missing_token`, `invalid_token`).
+    pub fn refused(&self, reason: &'static str) {
+        self.0.refused.get_or_create(&[("reason", reason)]).inc();
     }
 
     /// Counts events published by the relay.

@@ -262,3 +262,54 @@ async fn revoked_tokens_and_retired_actors_are_refused() {
     let (_, listed, _) = common::run_cli(&db.url, &["actor", "list"]);
     assert!(listed.lines().any(|l| l.starts_with("claude-2\tagent\tagent\tretired")), "{listed}");
 }
+
+#[tokio::test]
+async fn hosts_batches_and_token_schemes_are_checked() {
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &[]);
+    let client = Client::new();
+    let token = &server.admin_token;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "verify_audit_trail", "params": {}});
+
+    // DNS rebinding: a page on another name that resolves to 127.0.0.1 is refused everywhere.
+    for path in ["/rpc", "/mcp", "/healthz", "/readyz", "/metrics"] {
+        let r = client.post(server.url(path)).header("host", "evil.example").bearer_auth(token).json(&call);
+        let status = r.send().await.unwrap().status();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} with a foreign Host");
+    }
+    let port = server.base.rsplit(':').next().unwrap();
+    let r = client.post(server.url("/rpc")).header("host", format!("localhost:{port}")).bearer_auth(token).json(&call);
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::OK, "localhost with its port passes");
+
+    // The auth scheme is case-insensitive (RFC 6750); refusals are counted.
+    let r = client.post(server.url("/rpc")).header("authorization", format!("bearer {token}")).json(&call);
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::OK);
+    let r = client.post(server.url("/rpc")).bearer_auth("isms_wrong").json(&call);
+    assert_eq!(r.send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"isms_http_refused_total{reason="invalid_token"} 1"#), "{metrics}");
+
+    // Batches are bounded (default 50 calls).
+    let batch = |n: usize| {
+        Value::Array((0..n).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "verify_audit_trail"})).collect())
+    };
+    let ok: Value =
+        client.post(server.url("/rpc")).bearer_auth(token).json(&batch(50)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ok.as_array().map(Vec::len), Some(50), "{ok}");
+    let refused: Value =
+        client.post(server.url("/rpc")).bearer_auth(token).json(&batch(51)).send().await.unwrap().json().await.unwrap();
+    assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("atch"), "{refused}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_new_sqlite_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested").join("isms.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let (code, _, err) = common::run_cli(&url, &["migrate"]);
+    assert_eq!(code, 0, "{err}");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "database file mode {mode:o}");
+}

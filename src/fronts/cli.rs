@@ -114,6 +114,8 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     start_relay(cli, &shared);
     let options = HttpOptions {
         allowed_origins: args.allowed_origins.clone(),
+        allowed_hosts: args.allowed_hosts.clone(),
+        max_batch: args.max_batch,
         max_body_bytes: args.max_body_bytes,
         redis_url: cli.redis_url.clone(),
     };

@@ -27,6 +27,10 @@ use crate::events::Feed;
 pub struct HttpOptions {
     /// Browser origins allowed to call (`http://localhost:6274`); others get 403.
     pub allowed_origins: Vec<String>,
+    /// Hosts (`localhost`, or `host:port`) requests may be addressed to; others get 403.
+    pub allowed_hosts: Vec<String>,
+    /// Most calls in one JSON-RPC batch.
+    pub max_batch: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Redis the event relay publishes to, checked by `/readyz`.
@@ -57,11 +61,13 @@ async fn authenticate(State(shared): State<Shared>, mut request: Request, next: 
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .map(str::to_owned);
     let Some(token) = token else {
+        shared.app.metrics.refused("missing_token");
         return json_error(
             StatusCode::UNAUTHORIZED,
             "missing bearer token: send `Authorization: Bearer <token>` (`isms actor add` issues one)",
@@ -72,11 +78,37 @@ async fn authenticate(State(shared): State<Shared>, mut request: Request, next: 
             request.extensions_mut().insert(actor);
             next.run(request).await
         }
-        Ok(None) => json_error(StatusCode::UNAUTHORIZED, "invalid or revoked bearer token"),
+        Ok(None) => {
+            tracing::info!(path = %request.uri().path(), "refused an invalid or revoked bearer token");
+            shared.app.metrics.refused("invalid_token");
+            json_error(StatusCode::UNAUTHORIZED, "invalid or revoked bearer token")
+        }
         Err(e) => {
             tracing::warn!(error = %e, "token lookup failed");
             json_error(StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable; retry shortly")
         }
+    }
+}
+
+/// Whether a `Host` header names an allowed host, by name alone or with its port.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(host) || a.eq_ignore_ascii_case(name))
+}
+
+async fn check_host(State(allowed): State<Arc<Vec<String>>>, request: Request, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).map(|h| h.to_str().map(|h| host_allowed(h, &allowed)));
+    match host {
+        None | Some(Ok(true)) => next.run(request).await,
+        Some(_) => json_error(
+            StatusCode::FORBIDDEN,
+            "this Host is not allowed; add it with --allowed-hosts / ISMS_ALLOWED_HOSTS",
+        ),
     }
 }
 
@@ -144,6 +176,7 @@ pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::serv
         .with_json_response(true)
         .with_max_request_body_bytes(options.max_body_bytes)
         .with_allowed_origins(options.allowed_origins.clone())
+        .with_allowed_hosts(options.allowed_hosts.clone())
         .enforce_origin_validation();
     let mcp_shared = shared.clone();
     let mcp = StreamableHttpService::new(
@@ -156,6 +189,7 @@ pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::serv
     let rpc_config = jsonrpsee::server::ServerConfig::builder()
         .max_connections(1_000)
         .max_subscriptions_per_connection(16)
+        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(options.max_batch))
         .max_request_body_size(u32::try_from(options.max_body_bytes).unwrap_or(u32::MAX))
         .build();
     let rpc_service = jsonrpsee::server::Server::builder()
@@ -180,6 +214,7 @@ pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::serv
         .with_state(Probes { shared, redis })
         .merge(protected)
         .layer(middleware::from_fn_with_state(Arc::new(options.allowed_origins.clone()), check_origin))
+        .layer(middleware::from_fn_with_state(Arc::new(options.allowed_hosts.clone()), check_host))
         .layer(RequestBodyLimitLayer::new(options.max_body_bytes));
     (router, handle)
 }

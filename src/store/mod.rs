@@ -86,6 +86,16 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
+/// Creates an empty database file only its owner can read: it holds every record and the
+/// token hashes.
+fn create_private(file: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(file).map(drop)
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies the migrations.
     pub async fn open(url: &str) -> std::result::Result<Store, sqlx::Error> {
@@ -102,13 +112,12 @@ impl Store {
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             Backend::Sqlite => {
-                if let Some(parent) = url
-                    .strip_prefix("sqlite://")
-                    .map(|p| p.split('?').next().unwrap_or(p))
-                    .and_then(|p| Path::new(p).parent())
-                    .filter(|p| !p.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(parent)?;
+                let file = url.strip_prefix("sqlite://").map(|p| Path::new(p.split('?').next().unwrap_or(p)));
+                if let Some(file) = file.filter(|f| !f.as_os_str().is_empty() && !f.exists()) {
+                    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(parent)?;
+                    }
+                    create_private(file)?;
                 }
                 options
                     .max_connections(4)
