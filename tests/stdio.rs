@@ -159,6 +159,7 @@ fn records_are_resources_and_root_cause_analysis_is_a_prompt() {
     assert_eq!(record["history"][0]["operation"], "log_nonconformity");
     let missing = s.request("resources/read", json!({"uri": "isms://records/NC-9"}));
     assert!(missing["error"]["message"].as_str().unwrap().contains("NC-9"), "{missing}");
+    assert_eq!(missing["error"]["data"]["uri"], "isms://records/NC-9", "{missing}");
 
     let prompts = s.request("prompts/list", json!({}));
     assert_eq!(prompts["result"]["prompts"][0]["name"], "root_cause_analysis");

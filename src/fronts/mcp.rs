@@ -133,7 +133,14 @@ impl ServerHandler for McpServer {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         self.actor(&ctx)?;
-        let (text, mime) = resources::read(&self.shared.app, &request.uri).await.map_err(|e| protocol_error(&e))?;
+        let (text, mime) = resources::read(&self.shared.app, &request.uri).await.map_err(|e| {
+            let mut error = protocol_error(&e);
+            if matches!(e, Error::Invalid { .. } | Error::NotFound { .. }) {
+                // SEP-2164: a resource that cannot be read names the URI asked for.
+                error.data = Some(serde_json::json!({ "uri": request.uri }));
+            }
+            error
+        })?;
         let contents = ResourceContents::text(text, request.uri).with_mime_type(mime);
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
