@@ -2,20 +2,22 @@
 //! WebSocket for the live event subscription), and the open probes `/healthz` (the process
 //! and database answer), `/readyz` (database and Redis answer; outbox backlog) and
 //! `/metrics` (Prometheus text). The protocol paths require a bearer token (401 otherwise);
-//! every path refuses an Origin not allowed (403); bodies are size-limited (413).
+//! every path refuses an Origin not allowed (403); bodies are size-limited (413), chunked
+//! ones too.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post_service};
+use futures::StreamExt as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use super::Shared;
 use super::mcp::McpServer;
@@ -125,6 +127,75 @@ async fn check_origin(State(allowed): State<Arc<Vec<String>>>, request: Request,
     next.run(request).await
 }
 
+/// Reads the request body, up to the limit, before the protocol services see it. A body
+/// declared too large is refused at once; one sent in chunks is counted as it arrives. (A
+/// limit inside the services' body stream would reach jsonrpsee and rmcp as a read error,
+/// which both answer with 500.)
+async fn read_body(State(max): State<usize>, request: Request, next: Next) -> Response {
+    let too_large = || {
+        json_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the request body is over {max} bytes (--max-body-bytes)"))
+    };
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) if bytes.len() + chunk.len() <= max => bytes.extend_from_slice(&chunk),
+            Ok(_) => return too_large(),
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request body could not be read"),
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// True when a JSON-RPC body asks for no answer: a notification or a batch of them.
+fn only_notifications(body: &[u8]) -> bool {
+    let one = |v: &serde_json::Value| v.as_object().is_some_and(|o| !o.contains_key("id"));
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Array(items)) => !items.is_empty() && items.iter().all(one),
+        Ok(v) => one(&v),
+        Err(_) => false,
+    }
+}
+
+/// jsonrpsee answers whatever it can read only as a notification with 200 and `null`: right
+/// for a notification, wrong for a request whose `id` it cannot keep (negative, fractional,
+/// over u64, an object, an array, a boolean, or given twice), which gets no answer it can
+/// tell from success. Those get JSON-RPC's Invalid Request error instead.
+async fn no_bare_null(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    // The body is already in memory (read_body).
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return json_error(StatusCode::BAD_REQUEST, "the request body could not be read");
+    };
+    let notification = only_notifications(&bytes);
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    if notification || response.status() != StatusCode::OK || response.body().size_hint().exact() != Some(4) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, 4).await {
+        Ok(answer) if &answer[..] == b"null" => {
+            let error = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {
+                "code": jsonrpsee::types::error::INVALID_REQUEST_CODE,
+                "message": "invalid request: `id` must be a string, a non-negative integer or null, and appear once",
+            }});
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], error.to_string()).into_response()
+        }
+        Ok(answer) => Response::from_parts(parts, Body::from(answer)),
+        Err(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the JSON-RPC answer could not be read"),
+    }
+}
+
+async fn rpc_transport_error(e: Box<dyn std::error::Error + Send + Sync>) -> Response {
+    tracing::warn!(error = %e, "JSON-RPC transport error");
+    json_error(StatusCode::BAD_REQUEST, "malformed JSON-RPC request")
+}
+
 async fn healthz(State(probes): State<Probes>) -> Response {
     match tokio::time::timeout(PROBE_TIMEOUT, probes.shared.app.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))).into_response(),
@@ -192,19 +263,23 @@ pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::serv
         .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(options.max_batch))
         .max_request_body_size(u32::try_from(options.max_body_bytes).unwrap_or(u32::MAX))
         .build();
-    let rpc_service = jsonrpsee::server::Server::builder()
-        .set_config(rpc_config)
-        .to_service_builder()
-        .build(rpc::module(shared.clone(), Feed::start(shared.app.store.clone())), stop);
-    let rpc_service =
-        axum::error_handling::HandleError::new(rpc_service, |e: Box<dyn std::error::Error + Send + Sync>| async move {
-            tracing::warn!(error = %e, "JSON-RPC transport error");
-            json_error(StatusCode::BAD_REQUEST, "malformed JSON-RPC request")
-        });
+    // POST is plain HTTP (no subscription); GET upgrades to the WebSocket, which has it.
+    let feed = Feed::start(shared.app.store.clone());
+    let rpc_service = |module| {
+        let service = jsonrpsee::server::Server::builder()
+            .set_config(rpc_config.clone())
+            .to_service_builder()
+            .build(module, stop.clone());
+        axum::error_handling::HandleError::new(service, rpc_transport_error)
+    };
+    let rpc_routes = post_service(rpc_service(rpc::http_module(shared.clone(), feed.clone())))
+        .get_service(rpc_service(rpc::module(shared.clone(), feed)))
+        .layer(middleware::from_fn(no_bare_null));
 
     let protected = Router::new()
         .route_service("/mcp", mcp)
-        .route_service("/rpc", rpc_service)
+        .route("/rpc", rpc_routes)
+        .layer(middleware::from_fn_with_state(options.max_body_bytes, read_body))
         .layer(middleware::from_fn_with_state(shared.clone(), authenticate));
     let redis = options.redis_url.as_deref().and_then(|url| redis::Client::open(url).ok());
     let router = Router::new()
@@ -214,7 +289,6 @@ pub fn router(shared: Shared, options: &HttpOptions) -> (Router, jsonrpsee::serv
         .with_state(Probes { shared, redis })
         .merge(protected)
         .layer(middleware::from_fn_with_state(Arc::new(options.allowed_origins.clone()), check_origin))
-        .layer(middleware::from_fn_with_state(Arc::new(options.allowed_hosts.clone()), check_host))
-        .layer(RequestBodyLimitLayer::new(options.max_body_bytes));
+        .layer(middleware::from_fn_with_state(Arc::new(options.allowed_hosts.clone()), check_host));
     (router, handle)
 }

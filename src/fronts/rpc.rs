@@ -165,3 +165,22 @@ pub fn module(shared: Shared, feed: Feed) -> RpcModule<Shared> {
     register_events(&mut module, feed);
     module
 }
+
+/// The module for plain HTTP. The event subscription needs a WebSocket; jsonrpsee answers a
+/// subscription over plain HTTP with "internal error", so here its two methods say what to do.
+pub fn http_module(shared: Shared, feed: Feed) -> RpcModule<Shared> {
+    let mut module = module(shared, feed);
+    for name in ["subscribe_events", "unsubscribe_events"] {
+        module.remove_method(name);
+        module
+            .register_method(name, move |_, _, _| -> Result<(), ErrorObjectOwned> {
+                Err(ErrorObjectOwned::owned(
+                    jsonrpsee::types::error::METHOD_NOT_FOUND_CODE,
+                    format!("`{name}` needs a WebSocket: connect to ws://<host>/rpc with the same bearer token"),
+                    Some(serde_json::json!({ "kind": "websocket_required" })),
+                ))
+            })
+            .expect("the name was just removed");
+    }
+    module
+}
