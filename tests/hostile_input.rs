@@ -138,7 +138,7 @@ impl Alarms {
 
 /// `isms serve` on a free port, stderr watched.
 struct Serve {
-    child: Child,
+    server: common::HttpServer,
     base: String,
     token: String,
     alarms: Alarms,
@@ -146,36 +146,11 @@ struct Serve {
 
 impl Serve {
     fn start(db: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(common::binary())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("ISMS_DATABASE_URL", db)
-            .env("ISMS_LOG", "warn")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn isms serve");
-        let stderr = child.stderr.take().unwrap();
         let alarms = Alarms::default();
         let watch = alarms.clone();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut token = None;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let t = line.trim();
-                if t.starts_with("isms_") {
-                    token = Some(t.to_owned());
-                }
-                if let Some(addr) = t.strip_prefix("isms listening on ") {
-                    let base = addr.split_whitespace().next().unwrap_or_default().to_owned();
-                    let _ = tx.send((base, token.clone()));
-                }
-                watch.watch(&line);
-            }
-        });
-        let (base, token) = rx.recv_timeout(Duration::from_secs(30)).expect("isms serve started");
-        Serve { child, base, token: token.expect("a new database prints the admin token"), alarms }
+        let server = common::HttpServer::start_watching(db, extra, move |line| watch.watch(line));
+        let (base, token) = (server.base.clone(), server.admin_token.clone());
+        Serve { server, base, token, alarms }
     }
 
     fn url(&self, path: &str) -> String {
@@ -187,18 +162,7 @@ impl Serve {
     }
 
     fn alive(&mut self) -> Result<(), String> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("isms serve exited: {status}")),
-            Err(e) => Err(format!("cannot poll isms serve: {e}")),
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.alive()
     }
 }
 
@@ -1685,16 +1649,12 @@ fn sql_looking_text_is_stored_and_read_back_verbatim() {
     let detected_in = "%_\\%\\_\\\\";
     let evidence = ["'; DELETE FROM audit_log; --", "%", "_", "\\", "Robert'); DROP TABLE students;--"];
     let correction = "SELECT * FROM actors WHERE name LIKE '%' ESCAPE '\\'";
-    let (_, logged) = rpc(
-        &http,
-        &server,
-        "log_nonconformity",
-        json!({
-            "title": title, "description": description, "severity": "major", "source": "self_report",
-            "controls": ["A.8.28"], "detected_in": detected_in, "evidence": evidence, "correction": correction,
-            "idempotency_key": "'; --%_\\"
-        }),
-    );
+    let hostile = json!({
+        "title": title, "description": description, "severity": "major", "source": "self_report",
+        "controls": ["A.8.28"], "detected_in": detected_in, "evidence": evidence, "correction": correction,
+        "idempotency_key": "'; --%_\\"
+    });
+    let (_, logged) = rpc(&http, &server, "log_nonconformity", hostile.clone());
     assert_eq!(logged["result"]["ref"], "NC-1", "{logged}");
     let (_, plain) = rpc(
         &http,
@@ -1720,16 +1680,7 @@ fn sql_looking_text_is_stored_and_read_back_verbatim() {
         assert_eq!(refs, ["NC-1"], "text {needle:?}: {found}");
     }
     // The idempotency key with the same characters replays, with the same arguments.
-    let (_, replay) = rpc(
-        &http,
-        &server,
-        "log_nonconformity",
-        json!({
-            "title": title, "description": description, "severity": "major", "source": "self_report",
-            "controls": ["A.8.28"], "detected_in": detected_in, "evidence": evidence, "correction": correction,
-            "idempotency_key": "'; --%_\\"
-        }),
-    );
+    let (_, replay) = rpc(&http, &server, "log_nonconformity", hostile.clone());
     assert_eq!((&replay["result"]["ref"], &replay["result"]["replayed"]), (&json!("NC-1"), &json!(true)), "{replay}");
     let (_, trail) = rpc(&http, &server, "verify_audit_trail", json!({}));
     assert_eq!(trail["result"]["intact"], true, "{trail}");

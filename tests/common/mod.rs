@@ -198,17 +198,26 @@ pub struct HttpServer {
 impl HttpServer {
     /// Serves a new database and takes the admin token it prints.
     pub fn start(db: &str, extra: &[&str]) -> Self {
-        let (child, base, token) = Self::spawn(db, extra);
+        Self::start_watching(db, extra, |_| {})
+    }
+
+    /// Like [`HttpServer::start`], handing every stderr line to `watch`.
+    pub fn start_watching(db: &str, extra: &[&str], watch: impl FnMut(&str) + Send + 'static) -> Self {
+        let (child, base, token) = Self::spawn(db, extra, watch);
         HttpServer { child, base, admin_token: token.expect("a new database prints the admin token") }
     }
 
     /// Serves a database already set up, whose admin token is `admin_token`.
     pub fn restart(db: &str, extra: &[&str], admin_token: &str) -> Self {
-        let (child, base, _) = Self::spawn(db, extra);
+        let (child, base, _) = Self::spawn(db, extra, |_| {});
         HttpServer { child, base, admin_token: admin_token.to_owned() }
     }
 
-    fn spawn(db: &str, extra: &[&str]) -> (Child, String, Option<String>) {
+    fn spawn(
+        db: &str,
+        extra: &[&str],
+        mut watch: impl FnMut(&str) + Send + 'static,
+    ) -> (Child, String, Option<String>) {
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -231,10 +240,20 @@ impl HttpServer {
                     let base = addr.split_whitespace().next().unwrap_or_default().to_owned();
                     let _ = tx.send((base, token.clone()));
                 }
+                watch(&line);
             }
         });
         let (base, token) = rx.recv_timeout(Duration::from_secs(30)).expect("isms serve started");
         (child, base, token)
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("isms serve exited: {status}")),
+            Err(e) => Err(format!("cannot poll isms serve: {e}")),
+        }
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.
