@@ -159,8 +159,13 @@ fn compact_output(map: &mut Map<String, Value>) {
     map.retain(|k, _| matches!(k.as_str(), "type" | "properties" | "required"));
     if let Some(Value::Object(props)) = map.get_mut("properties") {
         for prop in props.values_mut() {
+            let string_constants = prop
+                .get("oneOf")
+                .and_then(Value::as_array)
+                .is_some_and(|variants| variants.iter().all(|v| v.get("const").is_some_and(Value::is_string)));
             let shallow = match prop.get("type") {
                 Some(t) => serde_json::json!({ "type": t }),
+                None if string_constants => serde_json::json!({ "type": "string" }),
                 None => serde_json::json!({}),
             };
             *prop = shallow;
@@ -324,15 +329,24 @@ mod tests {
     }
 
     #[test]
-    fn enums_become_plain_string_enums() {
+    fn input_schemas_are_compact_and_output_schemas_shallow() {
         let registry = Registry::new();
         let op = registry.get("log_nonconformity").unwrap();
         let severity = &op.input_schema["properties"]["severity"];
         assert_eq!(severity["enum"], serde_json::json!(["major", "minor", "observation"]));
         assert!(severity.get("oneOf").is_none());
         assert!(severity.get("description").is_some(), "input fields keep their descriptions");
-        let status = &op.output_schema["properties"]["status"];
-        assert!(status.get("enum").is_some() && status.get("description").is_none());
+        let optional = &op.input_schema["properties"]["due_date"];
+        assert_eq!(optional["type"], "string", "no null alternative: {optional}");
+        assert!(op.input_schema["properties"]["controls"].get("default").is_none(), "no empty default");
+        let similar = &op.output_schema["properties"]["similar"];
+        assert_eq!(similar, &serde_json::json!({"type": "array"}), "output fields carry their type only");
+        assert_eq!(
+            op.output_schema["properties"]["status"],
+            serde_json::json!({"type": "string"}),
+            "an enum is a string"
+        );
+        assert!(op.output_schema["required"].as_array().unwrap().contains(&serde_json::json!("ref")));
     }
 
     #[test]
