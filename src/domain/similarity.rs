@@ -32,6 +32,33 @@ pub fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
     a.intersection(b).count() as f64 / union as f64
 }
 
+/// An earlier nonconformity as similarity and recurrence judge it (no more is read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Reference, e.g. `NC-12`.
+    pub reference: String,
+    /// Title and description.
+    pub text: String,
+    /// Controls cited.
+    pub controls: Vec<String>,
+    /// Clauses cited.
+    pub clauses: Vec<String>,
+    /// When it was closed, if it is.
+    pub closed_at: Option<String>,
+}
+
+impl Candidate {
+    /// Its profile.
+    pub fn profile(&self) -> Profile<'_> {
+        Profile {
+            reference: &self.reference,
+            text: self.text.clone(),
+            controls: &self.controls,
+            clauses: &self.clauses,
+        }
+    }
+}
+
 /// What similarity is judged on.
 #[derive(Debug, Clone)]
 pub struct Profile<'a> {

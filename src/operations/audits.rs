@@ -7,7 +7,7 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::nonconformities::{LogNonconformity, insert_logged, validate};
+use super::nonconformities::{LogNonconformity, insert_logged, matches_of, validate};
 use super::{App, Effect, Operation};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
@@ -158,6 +158,10 @@ async fn record_audit(app: Arc<App>, actor: Actor, input: RecordAudit) -> Result
             .collect();
         check_independence(&auditor, &auditees, &owned)?;
     }
+    let mut matches = Vec::with_capacity(findings.len());
+    for nc in &findings {
+        matches.push(matches_of(&app, nc).await?);
+    }
     let mut w = app.store.begin_write().await?;
     let (number, mut audit) = match input.reference.as_deref() {
         Some(reference) => {
@@ -255,8 +259,8 @@ async fn record_audit(app: Arc<App>, actor: Actor, input: RecordAudit) -> Result
             .collect();
         check_independence(&auditor, &auditees, &owned)?;
         let mut raised = Vec::new();
-        for nc in &findings {
-            raised.push(insert_logged(&mut w, &actor.name, OP, nc, Some(number)).await?.reference);
+        for (nc, matches) in findings.iter().zip(&matches) {
+            raised.push(insert_logged(&mut w, &actor.name, OP, nc, matches, Some(number)).await?.reference);
         }
         let mut body = audit.body.clone();
         body.auditees = auditees;

@@ -156,7 +156,7 @@ async fn record_analysis(app: Arc<App>, actor: Actor, input: RecordAnalysis) -> 
             return Err(Error::not_found(other.to_string(), "`similar` may only name nonconformities that exist"));
         }
     }
-    let candidates = similar_candidates(&mut w, &nc).await?;
+    let candidates = similar_candidates(&app, &nc).await?;
     let missing: Vec<String> = candidates
         .iter()
         .filter(|c| !decisions.iter().any(|d| d.reference == c.reference))

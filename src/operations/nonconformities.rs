@@ -11,7 +11,7 @@ use crate::domain::access::Access;
 use crate::domain::actor::Actor;
 use crate::domain::nonconformity::{NcStatus, NewNonconformity, Nonconformity, Severity, Source};
 use crate::domain::references::{ClauseRef, ControlRef, RecordKind, RecordRef};
-use crate::domain::similarity::{Profile, Similar, similar};
+use crate::domain::similarity::{Candidate, Profile, Similar, similar};
 use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
 use crate::domain::time::parse_date;
 use crate::domain::time::stamp;
@@ -132,6 +132,7 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
     let today = Utc::now().date_naive();
     let nc = validate(&input, &app, today)?;
     let key = text::optional("idempotency_key", input.idempotency_key.as_deref(), 200)?;
+    let matches = matches_of(&app, &nc).await?;
     let mut w = app.store.begin_write().await?;
     if let Some(key) = &key
         && let Claim::Replay(reference) = w.claim_idempotency(&actor.name, OP, key, &request_hash(&input)?).await?
@@ -145,7 +146,7 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
             .ok_or_else(|| Error::Internal(format!("idempotency key points at missing {reference}")))?;
         return Ok(NonconformityLogged::of(nonconformity, true));
     }
-    let nonconformity = insert_logged(&mut w, &actor.name, OP, &nc, None).await?;
+    let nonconformity = insert_logged(&mut w, &actor.name, OP, &nc, &matches, None).await?;
     let reference = RecordRef::parse("ref", &nonconformity.reference)?;
     if let Some(key) = &key {
         w.complete_idempotency(&actor.name, OP, key, reference).await?;
@@ -154,34 +155,49 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
     Ok(NonconformityLogged::of(nonconformity, false))
 }
 
-/// Logs a checked nonconformity inside `w`: finds similar and recurring ones, inserts it
-/// (linked to an internal audit when it is a finding of one), and appends its audit-trail
-/// entry and event. The one path for `log_nonconformity` and audit findings.
-pub(super) async fn insert_logged(
-    w: &mut Write,
-    actor: &str,
-    operation: &str,
-    nc: &NewNonconformity,
-    audit: Option<i64>,
-) -> Result<Nonconformity> {
+/// The earlier nonconformities a new one resembles or repeats, found before its write
+/// transaction (reading and comparing them is the costly part of logging, and must not hold
+/// up other writers; a finding logged meanwhile may be missed, which only costs a hint).
+#[derive(Debug, Default)]
+pub(super) struct Matches {
+    similar: Vec<Similar>,
+    recurrence_of: Vec<String>,
+}
+
+/// Finds what `nc` resembles (shared controls or clauses, similar words) and repeats (a
+/// nonconformity on the same control closed within a year).
+pub(super) async fn matches_of(app: &App, nc: &NewNonconformity) -> Result<Matches> {
     let controls: Vec<String> = nc.controls.iter().map(|c| c.as_str().to_owned()).collect();
     let clauses: Vec<String> = nc.clauses.iter().map(|c| c.as_str().to_owned()).collect();
-    let pool = w.similarity_pool(&controls, SIMILARITY_POOL).await?;
+    let pool = app.store.similarity_pool(&controls, SIMILARITY_POOL).await?;
     let this = Profile {
         reference: "",
         text: format!("{} {}", nc.title, nc.description),
         controls: &controls,
         clauses: &clauses,
     };
-    let similar = similar_among(&this, &pool);
-    let cutoff = stamp(w.now() - chrono::Duration::days(365));
-    let recurrence_of: Vec<String> = pool
+    let cutoff = stamp(Utc::now() - chrono::Duration::days(365));
+    let recurrence_of = pool
         .iter()
-        .filter(|p| p.status == NcStatus::Closed && p.closed_at.as_deref().is_some_and(|c| c >= cutoff.as_str()))
+        .filter(|p| p.closed_at.as_deref().is_some_and(|c| c >= cutoff.as_str()))
         .filter(|p| p.controls.iter().any(|c| controls.contains(c)))
         .map(|p| p.reference.clone())
         .collect();
-    let nonconformity = w.insert_nonconformity(actor, nc, &similar, &recurrence_of, audit).await?;
+    Ok(Matches { similar: similar_among(&this, &pool), recurrence_of })
+}
+
+/// Logs a checked nonconformity inside `w` with its `matches` (linked to an internal audit
+/// when it is a finding of one), and appends its audit-trail entry and event. The one path
+/// for `log_nonconformity` and audit findings.
+pub(super) async fn insert_logged(
+    w: &mut Write,
+    actor: &str,
+    operation: &str,
+    nc: &NewNonconformity,
+    matches: &Matches,
+    audit: Option<i64>,
+) -> Result<Nonconformity> {
+    let nonconformity = w.insert_nonconformity(actor, nc, &matches.similar, &matches.recurrence_of, audit).await?;
     let mut detail = serde_json::to_value(&nonconformity).map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(a) = audit {
         detail["audit"] = serde_json::json!(RecordRef::new(RecordKind::Audit, a).to_string());
@@ -212,21 +228,15 @@ pub(super) fn profile(nc: &Nonconformity) -> Profile<'_> {
     }
 }
 
-/// The nonconformities of `pool` similar to `this`.
-pub(super) fn similar_among(this: &Profile<'_>, pool: &[Nonconformity]) -> Vec<Similar> {
-    let others: Vec<Profile<'_>> = pool.iter().map(profile).collect();
+/// The candidates of `pool` similar to `this`.
+fn similar_among(this: &Profile<'_>, pool: &[Candidate]) -> Vec<Similar> {
+    let others: Vec<Profile<'_>> = pool.iter().map(Candidate::profile).collect();
     similar(this, &others, SIMILAR_SHOWN)
 }
 
-/// The candidates the analyst of `nc` must confirm or dismiss (10.2 b), read in a write.
-pub(super) async fn similar_candidates(w: &mut Write, nc: &Nonconformity) -> Result<Vec<Similar>> {
-    let pool = w.similarity_pool(&nc.controls, SIMILARITY_POOL).await?;
-    Ok(similar_among(&profile(nc), &pool))
-}
-
-/// The same candidates, for reads outside a write.
-pub(crate) async fn similar_candidates_now(app: &App, nc: &Nonconformity) -> Result<Vec<Similar>> {
-    let pool = app.store.similarity_pool(&nc.controls, SIMILARITY_POOL, Utc::now().date_naive()).await?;
+/// The candidates the analyst of `nc` must confirm or dismiss (10.2 b).
+pub(crate) async fn similar_candidates(app: &App, nc: &Nonconformity) -> Result<Vec<Similar>> {
+    let pool = app.store.similarity_pool(&nc.controls, SIMILARITY_POOL).await?;
     Ok(similar_among(&profile(nc), &pool))
 }
 

@@ -4,7 +4,7 @@
 use chrono::Utc;
 
 use super::App;
-use super::nonconformities::similar_candidates_now;
+use super::nonconformities::similar_candidates;
 use super::records::{control_with_history, record_with_history};
 use super::soa::{SoaFormat, render, soa_document};
 use crate::domain::awareness::policy_id;
@@ -80,7 +80,7 @@ pub async fn root_cause_prompt(app: &App, reference: &str) -> Result<String> {
         app.store.nonconformity(r.number, Utc::now().date_naive()).await?.ok_or_else(|| {
             Error::not_found(r.to_string(), "list_nonconformities shows the nonconformities that exist")
         })?;
-    let candidates = similar_candidates_now(app, &nc).await?;
+    let candidates = similar_candidates(app, &nc).await?;
     let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
     let similar = if candidates.is_empty() {
         "The server found no similar nonconformity. Still think about where else the same cause could act.".to_owned()

@@ -119,8 +119,11 @@ impl Store {
                     }
                     create_private(file)?;
                 }
+                // A local file cannot drop a connection the way a network can, so the pool
+                // hands connections out without pinging them first (a round trip per query).
                 options
                     .max_connections(4)
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")

@@ -10,7 +10,7 @@ use crate::domain::nonconformity::{
     Analysis, EffectivenessReview, NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue,
 };
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
-use crate::domain::similarity::Similar;
+use crate::domain::similarity::{Candidate, Similar};
 use crate::domain::time::{date, stamp};
 use crate::error::{Error, Result};
 
@@ -405,54 +405,52 @@ impl Write {
         .await?;
         Ok(())
     }
-
-    /// Nonconformities to compare with, read inside this write.
-    pub async fn similarity_pool(&mut self, controls: &[String], limit: i64) -> Result<Vec<Nonconformity>> {
-        let today = self.now().date_naive();
-        similarity_pool(self.tx(), controls, limit, today).await
-    }
 }
 
 /// Nonconformities to compare a new or analysed one with: up to `limit` sharing a control
-/// and up to `limit` of the most recent (for similar text), newest first, each once; without
-/// actions and reviews.
-async fn similarity_pool(
-    conn: &mut AnyConnection,
-    controls: &[String],
-    limit: i64,
-    today: NaiveDate,
-) -> Result<Vec<Nonconformity>> {
+/// and up to `limit` of the most recent (for similar text), newest first, each once. Only the
+/// columns similarity and recurrence need are read.
+async fn similarity_pool(conn: &mut AnyConnection, controls: &[String], limit: i64) -> Result<Vec<Candidate>> {
+    const COLUMNS: &str = "number, title, description, controls, clauses, closed_at";
     let mut rows = Vec::new();
     if !controls.is_empty() {
         let mut args: Vec<Arg> = controls.iter().map(|c| Arg::Text(c.clone())).collect();
         let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
         args.push(Arg::Int(limit));
         let sql = format!(
-            "SELECT {NC_COLUMNS} FROM nonconformities WHERE number IN \
+            "SELECT {COLUMNS} FROM nonconformities WHERE number IN \
              (SELECT nc FROM nc_controls WHERE control IN ({})) ORDER BY number DESC LIMIT ${}",
             placeholders.join(", "),
             args.len()
         );
         rows.extend(query_with(sql, args).fetch_all(&mut *conn).await?);
     }
-    let sql = format!("SELECT {NC_COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1");
+    let sql = format!("SELECT {COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1");
     rows.extend(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&mut *conn).await?);
-    let mut pool: Vec<Nonconformity> = rows.iter().map(|r| nc_from_row(r, today)).collect::<Result<_>>()?;
     let mut seen = std::collections::HashSet::new();
-    pool.retain(|n| seen.insert(n.reference.clone()));
+    let mut pool = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let number: i64 = r.try_get(0)?;
+        if !seen.insert(number) {
+            continue;
+        }
+        let (title, description): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+        pool.push(Candidate {
+            reference: RecordRef::new(RecordKind::Nonconformity, number).to_string(),
+            text: format!("{title} {description}"),
+            controls: json_list("controls", &r.try_get::<String, _>(3)?)?,
+            clauses: json_list("clauses", &r.try_get::<String, _>(4)?)?,
+            closed_at: r.try_get(5)?,
+        });
+    }
     Ok(pool)
 }
 
 impl Store {
     /// Nonconformities to compare with (see [`Write::similarity_pool`]), for reads.
-    pub async fn similarity_pool(
-        &self,
-        controls: &[String],
-        limit: i64,
-        today: NaiveDate,
-    ) -> Result<Vec<Nonconformity>> {
+    pub async fn similarity_pool(&self, controls: &[String], limit: i64) -> Result<Vec<Candidate>> {
         let mut conn = self.pool().acquire().await?;
-        similarity_pool(&mut conn, controls, limit, today).await
+        similarity_pool(&mut conn, controls, limit).await
     }
 
     /// The nonconformity with this number, with its actions and reviews, if any.
