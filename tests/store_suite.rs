@@ -278,6 +278,57 @@ async fn abandoned_writes_leave_the_others(url: &str) {
     store.close().await;
 }
 
+/// The chain walked in segments at once finds the same breaks as one walk: an altered entry
+/// in a middle segment, an entry removed at a segment boundary, a truncated end.
+async fn segmented_walks_find_every_break(url: &str) {
+    use isms::store::{Change, Store};
+    let store = Store::open(url).await.unwrap();
+    for i in 0..40 {
+        let mut w = store.begin_write().await.unwrap();
+        let detail = json!({ "i": i });
+        let change =
+            Change { actor: "tests", operation: "test", record: "test:x", event: "test.written", detail: &detail };
+        w.record(change).await.unwrap();
+        w.commit().await.unwrap();
+    }
+    let whole = store.verify_chain_in(1, 0).await.unwrap();
+    let split = store.verify_chain_in(4, 0).await.unwrap();
+    assert!(whole.intact && split.intact, "{whole:?} {split:?}");
+    assert_eq!((split.entries_checked, &split.head_hash), (40, &whole.head_hash));
+
+    let raw = |sql: &'static str| common::raw_sql(url, sql);
+    raw("UPDATE audit_log SET detail = '{\"i\":99}' WHERE seq = 25").await;
+    for parts in [1, 3, 4] {
+        let r = store.verify_chain_in(parts, 0).await.unwrap();
+        assert_eq!((r.intact, r.first_broken_seq, r.entries_checked), (false, Some(25), 24), "{parts}: {r:?}");
+        assert!(r.problem.unwrap().contains("altered"));
+    }
+    raw("UPDATE audit_log SET detail = '{\"i\":24}' WHERE seq = 25").await;
+    assert!(store.verify_chain_in(4, 0).await.unwrap().intact);
+    // Entry 20 ends the second of four segments.
+    raw("DELETE FROM audit_log WHERE seq = 20").await;
+    for parts in [1, 4] {
+        let r = store.verify_chain_in(parts, 0).await.unwrap();
+        assert_eq!((r.intact, r.entries_checked), (false, 19), "{parts}: {r:?}");
+        assert!(r.problem.unwrap().contains("entry 20 is missing"), "{parts}");
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_segmented_walks_find_every_break() {
+    let db = TestDb::sqlite();
+    segmented_walks_find_every_break(&db.url).await;
+}
+
+#[tokio::test]
+async fn postgres_segmented_walks_find_every_break() {
+    let Some(server) = postgres_url() else { return };
+    let db = TestDb::postgres(&server).await;
+    segmented_walks_find_every_break(&db.url).await;
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn sqlite_abandoned_writes_leave_the_others() {
     let db = TestDb::sqlite();

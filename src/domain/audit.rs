@@ -75,6 +75,17 @@ impl Default for ChainWalk {
 }
 
 impl ChainWalk {
+    /// A walk that starts at entry `seq`, whose predecessor's hash is `prev_hash` (to check a
+    /// chain in segments).
+    pub fn resume(seq: i64, prev_hash: &str) -> Self {
+        ChainWalk { expected_seq: seq, prev_hash: prev_hash.to_owned() }
+    }
+
+    /// The sequence number the next entry must have.
+    pub fn expected_seq(&self) -> i64 {
+        self.expected_seq
+    }
+
     /// Checks the next entry; on success it becomes the link for the one after.
     pub fn step(&mut self, e: &EntryFields<'_>, prev_hash: &str, hash: &str) -> Result<(), Break> {
         if e.seq != self.expected_seq {

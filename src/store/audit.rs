@@ -6,8 +6,8 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::Store;
-use crate::domain::audit::{ChainWalk, EntryFields};
-use crate::error::Result;
+use crate::domain::audit::{Break, ChainWalk, EntryFields, GENESIS};
+use crate::error::{Error, Result};
 
 /// One entry of a record's history.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -22,6 +22,21 @@ pub struct AuditEntry {
     pub operation: String,
     /// What was written.
     pub detail: serde_json::Value,
+}
+
+/// Chains shorter than this are walked in one piece.
+const SEGMENT_FROM: i64 = 50_000;
+/// Most segments walked at once.
+const MAX_SEGMENTS: usize = 4;
+
+/// What the walk of one segment found.
+struct Segment {
+    /// The last entry found intact.
+    checked_to: i64,
+    /// Its hash.
+    head: String,
+    /// The first break, if any: where, and what.
+    broken: Option<(i64, Break)>,
 }
 
 /// The outcome of walking the whole chain.
@@ -62,38 +77,85 @@ impl Store {
     }
 
     /// Walks the chain from the first entry and checks the stored head, so an altered,
-    /// removed or truncated entry is found.
+    /// removed or truncated entry is found. A long chain is walked in segments at once, one
+    /// connection each; each segment starts from the stored hash of the entry before it, which
+    /// the previous segment checks.
     pub async fn verify_chain(&self) -> Result<ChainReport> {
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_SEGMENTS);
+        self.verify_chain_in(parts as i64, SEGMENT_FROM).await
+    }
+
+    /// [`Store::verify_chain`] in `parts` segments at once when the chain has at least
+    /// `from` entries (in one piece otherwise).
+    pub async fn verify_chain_in(&self, parts: i64, from: i64) -> Result<ChainReport> {
         // The head is read first and the walk stops at it, so writes committed during the walk
         // (which append after the head) are neither missed nor taken for a truncation.
         let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1").fetch_one(self.pool()).await?;
         let (head_seq, head_hash): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
-        let mut walk = ChainWalk::default();
-        let mut checked = 0i64;
+        let parts = if head_seq < from { 1 } else { parts.clamp(1, head_seq) };
+        let size = (head_seq / parts).max(1);
+        let mut walks = Vec::new();
+        for k in 0..parts {
+            let lo = k * size + 1;
+            let hi = if k == parts - 1 { head_seq } else { (k + 1) * size };
+            let store = self.clone();
+            walks.push(tokio::spawn(async move { store.walk_segment(lo, hi, k == parts - 1).await }));
+        }
+        let mut last = Segment { checked_to: 0, head: GENESIS.to_owned(), broken: None };
+        for walk in walks {
+            let segment = walk.await.map_err(|e| Error::Internal(format!("chain walk: {e}")))??;
+            last = segment;
+            if let Some((seq, b)) = &last.broken {
+                return Ok(ChainReport {
+                    intact: false,
+                    entries_checked: last.checked_to,
+                    head_hash: last.head.clone(),
+                    first_broken_seq: Some(*seq),
+                    problem: Some(b.describe(*seq)),
+                });
+            }
+        }
+        let checked = last.checked_to;
+        let truncated = head_seq != checked || head_hash != last.head;
+        Ok(ChainReport {
+            intact: !truncated,
+            entries_checked: checked,
+            head_hash: last.head,
+            first_broken_seq: truncated.then_some(checked + 1),
+            problem: truncated.then(|| {
+                format!(
+                    "the chain head records {head_seq} entries but the trail ends after {checked}: entries were removed"
+                )
+            }),
+        })
+    }
+
+    /// Checks entries `lo..=hi`, starting from the stored hash of entry `lo - 1`. Entries
+    /// missing at the end are a gap unless this is the `last` segment (then the caller
+    /// compares with the head).
+    async fn walk_segment(&self, lo: i64, hi: i64, last: bool) -> Result<Segment> {
+        let mut walk = if lo == 1 {
+            ChainWalk::default()
+        } else {
+            let before: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+                .bind(lo - 1)
+                .fetch_optional(self.pool())
+                .await?;
+            // A missing predecessor is a gap the previous segment reports first.
+            ChainWalk::resume(lo, before.as_deref().unwrap_or_default())
+        };
         let mut rows = sqlx::query(
-            "SELECT seq, at, actor, operation, record_ref, detail, prev_hash, hash FROM audit_log WHERE seq <= $1 ORDER BY seq",
+            "SELECT seq, at, actor, operation, record_ref, detail, prev_hash, hash FROM audit_log \
+             WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
         )
-        .bind(head_seq)
+        .bind(lo)
+        .bind(hi)
         .fetch(self.pool());
         while let Some(r) = rows.try_next().await? {
             let seq: i64 = r.try_get(0)?;
-            let (at, actor, operation, record_ref, detail, prev, hash): (
-                String,
-                String,
-                String,
-                String,
-                String,
-                String,
-                String,
-            ) = (
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-                r.try_get(6)?,
-                r.try_get(7)?,
-            );
+            let text = |i: usize| r.try_get::<String, _>(i);
+            let (at, actor, operation, record_ref, detail) = (text(1)?, text(2)?, text(3)?, text(4)?, text(5)?);
+            let (prev, hash) = (text(6)?, text(7)?);
             let fields = EntryFields {
                 seq,
                 at: &at,
@@ -103,28 +165,16 @@ impl Store {
                 detail: &detail,
             };
             if let Err(b) = walk.step(&fields, &prev, &hash) {
-                return Ok(ChainReport {
-                    intact: false,
-                    entries_checked: checked,
-                    head_hash: walk.head().to_owned(),
-                    first_broken_seq: Some(seq),
-                    problem: Some(b.describe(seq)),
+                return Ok(Segment {
+                    checked_to: walk.expected_seq() - 1,
+                    head: walk.head().to_owned(),
+                    broken: Some((seq, b)),
                 });
             }
-            checked += 1;
         }
-        drop(rows);
-        let truncated = head_seq != checked || head_hash != walk.head();
-        Ok(ChainReport {
-            intact: !truncated,
-            entries_checked: checked,
-            head_hash: walk.head().to_owned(),
-            first_broken_seq: truncated.then_some(checked + 1),
-            problem: truncated.then(|| {
-                format!(
-                    "the chain head records {head_seq} entries but the trail ends after {checked}: entries were removed"
-                )
-            }),
-        })
+        let checked_to = walk.expected_seq() - 1;
+        // Entries missing at the end of a middle segment: a gap before the next one.
+        let broken = (checked_to < hi && !last).then_some((hi + 1, Break::Gap { expected: checked_to + 1 }));
+        Ok(Segment { checked_to, head: walk.head().to_owned(), broken })
     }
 }

@@ -361,11 +361,17 @@ impl Harness {
 
     /// Runs SQL directly on the database (to set up states the tools refuse to make).
     pub async fn raw(&self, sql: &str) {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&self.url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.unwrap();
-        pool.close().await;
+        raw_sql(&self.url, sql).await;
     }
+}
+
+/// Runs SQL directly on the database at `url`, bypassing the server (to tamper, or to set up
+/// states the tools refuse to make).
+pub async fn raw_sql(url: &str, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&pool).await.unwrap();
+    pool.close().await;
 }
 
 /// Calls a tool as one of the harness's actors, by name.
