@@ -253,8 +253,16 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         .filter(|c| c.kind != ContextKind::Scope)
         .partition(|c| c.kind == ContextKind::InterestedParty);
 
-    let facts = app.store.nc_facts(&since_stamp).await?;
-    let logged: Vec<_> = facts.iter().filter(|f| f.created_at >= since_stamp).collect();
+    // The period's findings and actions, read at once on separate connections.
+    let store = &app.store;
+    let today_day = date(today);
+    let (logged, closed, open, actions_done, actions_overdue) = tokio::try_join!(
+        store.nc_facts(&since_stamp),
+        store.ncs_closed_since(&since_stamp),
+        store.ncs_open(),
+        store.actions_done_since(&since_stamp),
+        store.actions_overdue(&today_day),
+    )?;
     let mut by_severity = BTreeMap::new();
     let mut by_month = BTreeMap::new();
     for f in &logged {
@@ -265,14 +273,10 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         logged: logged.iter().map(|f| f.reference.clone()).collect(),
         by_severity,
         by_month,
-        closed: facts
-            .iter()
-            .filter(|f| f.closed_at.as_deref().is_some_and(|c| c >= since_stamp.as_str()))
-            .map(|f| f.reference.clone())
-            .collect(),
-        open: facts.iter().filter(|f| f.closed_at.is_none()).count(),
-        actions_done: refs(RecordKind::CorrectiveAction, app.store.actions_done_since(&since_stamp).await?),
-        actions_overdue: refs(RecordKind::CorrectiveAction, app.store.actions_overdue(&date(today)).await?),
+        closed: refs(RecordKind::Nonconformity, closed),
+        open: usize::try_from(open).unwrap_or(0),
+        actions_done: refs(RecordKind::CorrectiveAction, actions_done),
+        actions_overdue: refs(RecordKind::CorrectiveAction, actions_overdue),
     };
 
     let mut measurements = Vec::new();

@@ -21,8 +21,6 @@ pub struct NcFact {
     pub source: String,
     /// Logged at (UTC stamp).
     pub created_at: String,
-    /// Closed at, if closed.
-    pub closed_at: Option<String>,
 }
 
 /// A stored management review, before its actions are attached.
@@ -196,11 +194,10 @@ impl Store {
             .collect()
     }
 
-    /// Nonconformities logged or closed since `since`, or still open.
+    /// Nonconformities logged on or after the stamp `since`, by number.
     pub async fn nc_facts(&self, since: &str) -> Result<Vec<NcFact>> {
         let rows = sqlx::query(
-            "SELECT number, severity, source, created_at, closed_at FROM nonconformities \
-             WHERE created_at >= $1 OR closed_at >= $1 OR status <> 'closed' ORDER BY number",
+            "SELECT number, severity, source, created_at FROM nonconformities WHERE created_at >= $1 ORDER BY number",
         )
         .bind(since)
         .fetch_all(self.pool())
@@ -212,10 +209,19 @@ impl Store {
                     severity: r.try_get(1)?,
                     source: r.try_get(2)?,
                     created_at: r.try_get(3)?,
-                    closed_at: r.try_get(4)?,
                 })
             })
             .collect()
+    }
+
+    /// Numbers of the nonconformities closed on or after the stamp `since`.
+    pub async fn ncs_closed_since(&self, since: &str) -> Result<Vec<i64>> {
+        self.numbers("SELECT number FROM nonconformities WHERE closed_at >= $1 ORDER BY number", since).await
+    }
+
+    /// How many nonconformities are not closed.
+    pub async fn ncs_open(&self) -> Result<i64> {
+        self.count("SELECT COUNT(*) FROM nonconformities WHERE closed_at IS NULL").await
     }
 
     /// Numbers of records of a table matching one fixed condition, with one bound value.
