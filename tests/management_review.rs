@@ -128,6 +128,7 @@ async fn suite(url: &str) {
     let d = &inputs["d_performance"];
     let nc = &d["nonconformities"];
     assert_eq!(nc["logged"], json!(["NC-1", "NC-2", "NC-3", "NC-4"]));
+    assert_eq!(nc["totals"], json!({"logged": 4, "closed": 1, "actions_done": 1, "actions_overdue": 1}));
     assert_eq!(nc["by_severity"], json!({"major": 1, "minor": 2, "observation": 1}));
     assert_eq!(nc["closed"], json!(["NC-3"]));
     assert_eq!(nc["open"], 3);

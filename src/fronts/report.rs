@@ -94,11 +94,15 @@ pub fn review_pack(inputs: &Value) -> String {
     out.push_str(&bars("Nonconformities logged by severity", &nc["by_severity"]));
     let _ = write!(
         out,
-        "<p>Logged: {}. Closed: {}. Open now: {}. Corrective actions done: {}; overdue: {}.</p>",
+        "<p>Logged: {} ({}). Closed: {} ({}). Open now: {}. Corrective actions done: {} ({}); overdue: {} ({}).</p>",
+        nc["totals"]["logged"],
         list(&nc["logged"]),
+        nc["totals"]["closed"],
         list(&nc["closed"]),
         nc["open"],
+        nc["totals"]["actions_done"],
         list(&nc["actions_done"]),
+        nc["totals"]["actions_overdue"],
         list(&nc["actions_overdue"])
     );
     out.push_str("<table><tr><th>Objective</th><th>Period</th><th>Value</th><th>Target met</th></tr>");

@@ -89,7 +89,7 @@ async fn record_context(app: Arc<App>, actor: Actor, input: RecordContext) -> Re
     Ok(ContextRecorded { item })
 }
 
-/// Compute the management review inputs of ISO 27001 9.3.2 a)-g) from the records for a period (default: since the last review, or 90 days), each with the refs it came from.
+/// Compute the management review inputs of ISO 27001 9.3.2 a)-g) from the records for a period (default: since the last review, or 90 days), each with the refs it came from (nonconformity lists: the newest 100, with totals).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetInputs {
@@ -98,9 +98,28 @@ pub struct GetInputs {
     pub since: Option<String>,
 }
 
-/// 9.3.2 d) 1: nonconformities and corrective actions.
+/// Most references listed per count in the review inputs (the newest); the totals count all.
+pub const MAX_REFS: usize = 100;
+
+/// How many records each list of [`NcTrend`] counts, before it is cut to [`MAX_REFS`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct NcTotals {
+    /// Nonconformities logged in the period.
+    pub logged: usize,
+    /// Nonconformities closed in the period.
+    pub closed: usize,
+    /// Corrective actions done in the period.
+    pub actions_done: usize,
+    /// Corrective actions open past their due date.
+    pub actions_overdue: usize,
+}
+
+/// 9.3.2 d) 1: nonconformities and corrective actions. Each list holds the newest 100
+/// references; `totals` counts them all.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct NcTrend {
+    /// How many each list counts.
+    pub totals: NcTotals,
     /// Logged in the period.
     pub logged: Vec<String>,
     /// Logged in the period, per severity.
@@ -223,6 +242,12 @@ pub struct ReviewInputs {
     pub g_opportunities: Opportunities,
 }
 
+/// The last (newest) [`MAX_REFS`] of `refs`, which are in record order.
+fn newest(mut refs: Vec<String>) -> Vec<String> {
+    refs.drain(..refs.len().saturating_sub(MAX_REFS));
+    refs
+}
+
 fn refs(kind: RecordKind, numbers: Vec<i64>) -> Vec<String> {
     numbers.into_iter().map(|n| RecordRef::new(kind, n).to_string()).collect()
 }
@@ -269,14 +294,21 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         *by_severity.entry(f.severity.clone()).or_insert(0) += 1;
         *by_month.entry(f.created_at.get(..7).unwrap_or_default().to_owned()).or_insert(0) += 1;
     }
+    let totals = NcTotals {
+        logged: logged.len(),
+        closed: closed.len(),
+        actions_done: actions_done.len(),
+        actions_overdue: actions_overdue.len(),
+    };
     let nonconformities = NcTrend {
-        logged: logged.iter().map(|f| f.reference.clone()).collect(),
+        totals,
+        logged: newest(logged.iter().map(|f| f.reference.clone()).collect()),
         by_severity,
         by_month,
-        closed: refs(RecordKind::Nonconformity, closed),
+        closed: newest(refs(RecordKind::Nonconformity, closed)),
         open: usize::try_from(open).unwrap_or(0),
-        actions_done: refs(RecordKind::CorrectiveAction, actions_done),
-        actions_overdue: refs(RecordKind::CorrectiveAction, actions_overdue),
+        actions_done: newest(refs(RecordKind::CorrectiveAction, actions_done)),
+        actions_overdue: newest(refs(RecordKind::CorrectiveAction, actions_overdue)),
     };
 
     let mut measurements = Vec::new();
@@ -583,4 +615,18 @@ async fn check_readiness(app: Arc<App>, _actor: Actor, _input: CheckReadiness) -
     };
     let checks = readiness(&facts);
     Ok(Readiness { ready: checks.iter().all(|c| c.passed), checks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn review_lists_keep_the_newest_references() {
+        let many = refs(RecordKind::Nonconformity, (1..=250).collect());
+        let kept = newest(many);
+        assert_eq!(kept.len(), MAX_REFS);
+        assert_eq!((kept[0].as_str(), kept[MAX_REFS - 1].as_str()), ("NC-151", "NC-250"));
+        assert_eq!(newest(vec!["NC-1".into()]), ["NC-1"]);
+    }
 }
