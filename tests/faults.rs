@@ -121,8 +121,15 @@ async fn two_replicas_on_one_postgres_lose_no_update_and_share_one_chain() {
     const ROUNDS: usize = 10;
     let Some(pg) = postgres_url() else { return };
     let db = TestDb::postgres(&pg).await;
-    let a = HttpServer::start(&db.url, &[]);
-    let b = HttpServer::restart(&db.url, &[], &a.admin_token);
+    // Both replicas relay events to one stream, when a Redis is at hand.
+    let redis = common::redis_url();
+    let stream = common::unique("isms:replicas");
+    let relay: Vec<&str> = match &redis {
+        Some(url) => vec!["--redis-url", url, "--redis-stream", &stream],
+        None => Vec::new(),
+    };
+    let a = HttpServer::start(&db.url, &relay);
+    let b = HttpServer::restart(&db.url, &relay, &a.admin_token);
     let token = a.admin_token.clone();
     let client = reqwest::Client::new();
     let risk = json!({
@@ -179,6 +186,28 @@ async fn two_replicas_on_one_postgres_lose_no_update_and_share_one_chain() {
         refs.len(),
         conflicts.load(Ordering::Relaxed)
     );
+    if let Some(url) = redis {
+        // Every write's event published once, in commit order, although both replicas relay.
+        let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let ids = loop {
+            let raw: redis::Value =
+                redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+            let published: Vec<(String, Vec<(String, String)>)> = redis::from_redis_value(raw).unwrap();
+            let ids: Vec<i64> = published
+                .iter()
+                .map(|(_, fields)| fields.iter().find(|(k, _)| k == "id").unwrap().1.parse().unwrap())
+                .collect();
+            if ids.len() as i64 >= entries || Instant::now() > deadline {
+                break ids;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await.unwrap();
+        assert_eq!(ids.len() as i64, entries, "one event per write, none published twice");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in commit order: {ids:?}");
+        eprintln!("two replicas relaying: {} events written, {} published", entries, ids.len());
+    }
     drop((a, b));
     db.cleanup().await;
 }
