@@ -76,11 +76,6 @@ impl Metrics {
         self.0.redis_up.set(i64::from(up));
     }
 
-    /// Whether the relay was connected to Redis at its last attempt.
-    pub fn redis_up(&self) -> bool {
-        self.0.redis_up.get() == 1
-    }
-
     /// The text exposition, with the outbox backlog as measured now.
     pub fn render(&self, backlog: i64) -> String {
         self.0.backlog.set(backlog);
