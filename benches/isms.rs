@@ -482,10 +482,10 @@ async fn aggregates(app: &Arc<App>, registry: &Registry, label: &str, budget: &B
                 let nc = &out["d_performance"]["nonconformities"];
                 format!(
                     "{} logged, {} closed, {} open, {} actions overdue; {} KB of JSON",
-                    nc["logged"].as_array().map_or(0, Vec::len),
-                    nc["closed"].as_array().map_or(0, Vec::len),
+                    nc["totals"]["logged"],
+                    nc["totals"]["closed"],
                     nc["open"],
-                    nc["actions_overdue"].as_array().map_or(0, Vec::len),
+                    nc["totals"]["actions_overdue"],
                     out.to_string().len() / 1000
                 )
             }
