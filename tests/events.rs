@@ -3,18 +3,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{HttpServer, TestDb, redis_url, rpc, unique};
-use redis::AsyncCommands;
+use common::{HttpServer, TestDb, event_ids, read_stream, redis_url, rpc, stream_field, unique};
 use serde_json::{Value, json};
 
 async fn log(client: &reqwest::Client, server: &HttpServer, title: &str) -> Value {
     let params = json!({"title": title, "description": "relay test", "severity": "minor", "source": "monitoring"});
     rpc(client, server, &server.admin_token, "log_nonconformity", params).await
 }
-
-type Entry = (String, Vec<(String, String)>);
 
 #[tokio::test]
 async fn events_reach_the_redis_stream_with_their_ids() {
@@ -27,27 +24,15 @@ async fn events_reach_the_redis_stream_with_their_ids() {
         let r = log(&client, &server, &format!("event {i}")).await;
         assert!(r["result"].is_object(), "{r}");
     }
-    let mut conn = redis::Client::open(redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let entries: Vec<Entry> = loop {
-        let raw: redis::Value =
-            redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
-        let entries: Vec<Entry> = redis::from_redis_value(raw).unwrap();
-        if entries.len() >= 4 || Instant::now() > deadline {
-            break entries;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let _: () = conn.del(&stream).await.unwrap();
+    let entries = read_stream(&redis, &stream, Duration::from_secs(15), |e| e.len() >= 4).await;
     assert_eq!(entries.len(), 4, "the admin bootstrap and three nonconformities: {entries:?}");
-    let field = |e: &Entry, k: &str| e.1.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
-    let ids: Vec<i64> = entries.iter().map(|e| field(e, "id").parse().unwrap()).collect();
+    let ids = event_ids(&entries);
     assert_eq!(ids, [1, 2, 3, 4], "published once each, in commit order");
-    assert_eq!(field(&entries[0], "type"), "actor.added");
+    assert_eq!(stream_field(&entries[0], "type"), "actor.added");
     for (i, e) in entries[1..].iter().enumerate() {
-        assert_eq!(field(e, "type"), "nonconformity.logged");
-        assert_eq!(field(e, "ref"), format!("NC-{}", i + 1));
-        let payload: Value = serde_json::from_str(&field(e, "payload")).unwrap();
+        assert_eq!(stream_field(e, "type"), "nonconformity.logged");
+        assert_eq!(stream_field(e, "ref"), format!("NC-{}", i + 1));
+        let payload: Value = serde_json::from_str(&stream_field(e, "payload")).unwrap();
         assert_eq!(payload["title"], format!("event {i}"));
     }
 }

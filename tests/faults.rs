@@ -11,18 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{HttpServer, TestDb, postgres_url};
+use common::{HttpServer, TestDb, event_ids, postgres_url, read_stream, try_rpc};
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-/// One JSON-RPC call; `Err` when no answer came (the server is gone).
-async fn call(client: &reqwest::Client, base: &str, token: &str, method: &str, params: Value) -> Result<Value, String> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let response = client.post(format!("{base}/rpc")).bearer_auth(token).json(&body).send().await;
-    let response = response.map_err(|e| e.to_string())?;
-    response.json::<Value>().await.map_err(|e| e.to_string())
-}
 
 fn finding(key: &str) -> Value {
     json!({"title": key, "description": "written under load", "severity": "minor", "source": "monitoring",
@@ -34,7 +26,7 @@ fn nc_number(reference: &str) -> u64 {
 }
 
 async fn assert_chain_intact(client: &reqwest::Client, server: &HttpServer) -> i64 {
-    let report = call(client, &server.base, &server.admin_token, "verify_audit_trail", json!({})).await.unwrap();
+    let report = try_rpc(client, &server.base, &server.admin_token, "verify_audit_trail", json!({})).await.unwrap();
     assert_eq!(report["result"]["intact"], true, "{report}");
     report["result"]["entries_checked"].as_i64().unwrap()
 }
@@ -46,7 +38,7 @@ async fn write_until_killed(base: String, token: String, writer: usize) -> (Vec<
     let mut acknowledged = Vec::new();
     for i in 0.. {
         let key = format!("w{writer}-{i}");
-        match call(&client, &base, &token, "log_nonconformity", finding(&key)).await {
+        match try_rpc(&client, &base, &token, "log_nonconformity", finding(&key)).await {
             Ok(reply) => {
                 let reference = reply["result"]["ref"].as_str().unwrap_or_else(|| panic!("{reply}")).to_owned();
                 acknowledged.push((key, reference));
@@ -78,14 +70,14 @@ async fn kill_during_writes(db: &TestDb, backend: &str) {
     let client = reqwest::Client::new();
     let mut found = 0;
     for (key, reference) in &acknowledged {
-        let record = call(&client, &server.base, &token, "get_record", json!({"ref": reference})).await.unwrap();
+        let record = try_rpc(&client, &server.base, &token, "get_record", json!({"ref": reference})).await.unwrap();
         assert_eq!(record["result"]["record"]["title"], key.as_str(), "{reference}: {record}");
         found += 1;
     }
     // The calls cut off by the kill, retried with their keys: each lands exactly once.
     let mut refs: Vec<String> = acknowledged.iter().map(|(_, r)| r.clone()).collect();
     for key in &in_flight {
-        let reply = call(&client, &server.base, &token, "log_nonconformity", finding(key)).await.unwrap();
+        let reply = try_rpc(&client, &server.base, &token, "log_nonconformity", finding(key)).await.unwrap();
         refs.push(reply["result"]["ref"].as_str().unwrap_or_else(|| panic!("{reply}")).to_owned());
     }
     let distinct: HashSet<&String> = refs.iter().collect();
@@ -136,7 +128,7 @@ async fn two_replicas_on_one_postgres_lose_no_update_and_share_one_chain() {
         "title": "Shared risk", "asset": "Everything", "threat": "Concurrent edits", "vulnerability": "Two replicas",
         "properties": ["integrity"], "likelihood": 2, "impact": 2, "owner": "admin", "treatment": "accept"
     });
-    let created = call(&client, &a.base, &token, "register_risk", risk).await.unwrap();
+    let created = try_rpc(&client, &a.base, &token, "register_risk", risk).await.unwrap();
     assert_eq!(created["result"]["risk"]["ref"], "RISK-1", "{created}");
 
     let updates = Arc::new(AtomicU64::new(0));
@@ -150,12 +142,12 @@ async fn two_replicas_on_one_postgres_lose_no_update_and_share_one_chain() {
                 let mut refs = Vec::new();
                 for i in 0..ROUNDS {
                     let key = format!("c{c}-{i}");
-                    let logged = call(&client, &base, &token, "log_nonconformity", finding(&key)).await.unwrap();
+                    let logged = try_rpc(&client, &base, &token, "log_nonconformity", finding(&key)).await.unwrap();
                     refs.push(logged["result"]["ref"].as_str().unwrap_or_else(|| panic!("{logged}")).to_owned());
-                    let read = call(&client, &base, &token, "get_record", json!({"ref": "RISK-1"})).await.unwrap();
+                    let read = try_rpc(&client, &base, &token, "get_record", json!({"ref": "RISK-1"})).await.unwrap();
                     let version = read["result"]["record"]["version"].clone();
                     let update = json!({"ref": "RISK-1", "version": version, "treatment_plan": format!("plan {key}")});
-                    let reply = call(&client, &base, &token, "update_risk", update).await.unwrap();
+                    let reply = try_rpc(&client, &base, &token, "update_risk", update).await.unwrap();
                     if reply["result"].is_object() {
                         updates.fetch_add(1, Ordering::Relaxed);
                     } else {
@@ -175,7 +167,7 @@ async fn two_replicas_on_one_postgres_lose_no_update_and_share_one_chain() {
     assert_eq!(distinct.len(), CLIENTS * ROUNDS, "no duplicate reference");
     assert_eq!(distinct.last().copied(), Some((CLIENTS * ROUNDS) as u64), "no gap either");
     let updates = updates.load(Ordering::Relaxed);
-    let risk = call(&client, &b.base, &token, "get_record", json!({"ref": "RISK-1"})).await.unwrap();
+    let risk = try_rpc(&client, &b.base, &token, "get_record", json!({"ref": "RISK-1"})).await.unwrap();
     assert_eq!(risk["result"]["record"]["version"], 1 + updates, "every acknowledged update counted: {risk}");
     let entries = assert_chain_intact(&client, &a).await;
     // Bootstrap, the risk, the findings and the updates: one chain, nothing missing.
@@ -188,22 +180,8 @@ async fn two_replicas_on_one_postgres_lose_no_update_and_share_one_chain() {
     );
     if let Some(url) = redis {
         // Every write's event published once, in commit order, although both replicas relay.
-        let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let ids = loop {
-            let raw: redis::Value =
-                redis::cmd("XRANGE").arg(&stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
-            let published: Vec<(String, Vec<(String, String)>)> = redis::from_redis_value(raw).unwrap();
-            let ids: Vec<i64> = published
-                .iter()
-                .map(|(_, fields)| fields.iter().find(|(k, _)| k == "id").unwrap().1.parse().unwrap())
-                .collect();
-            if ids.len() as i64 >= entries || Instant::now() > deadline {
-                break ids;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let _: () = redis::cmd("DEL").arg(&stream).query_async(&mut conn).await.unwrap();
+        let published = read_stream(&url, &stream, Duration::from_secs(30), |e| e.len() as i64 >= entries).await;
+        let ids = event_ids(&published);
         assert_eq!(ids.len() as i64, entries, "one event per write, none published twice");
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "in commit order: {ids:?}");
         eprintln!("two replicas relaying: {} events written, {} published", entries, ids.len());
@@ -279,7 +257,7 @@ async fn events_written_while_redis_restarts_all_reach_the_stream() {
     let mut backlog_seen_while_down = None;
     for i in 0..WRITES {
         let reply =
-            call(&client, &server.base, &server.admin_token, "log_nonconformity", finding(&format!("e{i}"))).await;
+            try_rpc(&client, &server.base, &server.admin_token, "log_nonconformity", finding(&format!("e{i}"))).await;
         assert!(reply.unwrap()["result"].is_object(), "writes go on whatever Redis does");
         if i == 50 {
             redis.take().expect("running").stop();
@@ -293,21 +271,8 @@ async fn events_written_while_redis_restarts_all_reach_the_stream() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let written = WRITES + 1; // and the admin bootstrap
-    let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ids: Vec<i64> = loop {
-        let raw: redis::Value =
-            redis::cmd("XRANGE").arg("isms:faults").arg("-").arg("+").query_async(&mut conn).await.unwrap();
-        let entries: Vec<(String, Vec<(String, String)>)> = redis::from_redis_value(raw).unwrap();
-        let ids: Vec<i64> = entries
-            .iter()
-            .map(|(_, fields)| fields.iter().find(|(k, _)| k == "id").unwrap().1.parse().unwrap())
-            .collect();
-        if ids.iter().collect::<HashSet<_>>().len() >= written || Instant::now() > deadline {
-            break ids;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let enough = |e: &[common::StreamEntry]| event_ids(e).iter().collect::<HashSet<_>>().len() >= written;
+    let ids = event_ids(&read_stream(&url, "isms:faults", Duration::from_secs(30), enough).await);
     let distinct: BTreeSet<i64> = ids.iter().copied().collect();
     assert_eq!(distinct, (1..=written as i64).collect(), "every event reached the stream");
     let mut sorted = ids.clone();
@@ -389,7 +354,7 @@ async fn calls_fail_fast_while_the_database_is_unreachable_and_recover_after() {
     let server = HttpServer::start(&proxied, &[]);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let token = server.admin_token.clone();
-    let ok = call(&client, &server.base, &token, "log_nonconformity", finding("before")).await.unwrap();
+    let ok = try_rpc(&client, &server.base, &token, "log_nonconformity", finding("before")).await.unwrap();
     assert_eq!(ok["result"]["ref"], "NC-1", "{ok}");
 
     proxy.down();
@@ -412,7 +377,7 @@ async fn calls_fail_fast_while_the_database_is_unreachable_and_recover_after() {
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(30);
     let recovered = loop {
-        let reply = call(&client, &server.base, &token, "log_nonconformity", finding("after")).await;
+        let reply = try_rpc(&client, &server.base, &token, "log_nonconformity", finding("after")).await;
         if let Ok(r) = reply.as_ref()
             && r["result"].is_object()
         {

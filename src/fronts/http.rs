@@ -23,6 +23,7 @@ use super::Shared;
 use super::mcp::McpServer;
 use super::rpc;
 use crate::events::Feed;
+use crate::store::Store;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -133,7 +134,12 @@ async fn check_origin(State(allowed): State<Arc<Vec<String>>>, request: Request,
 /// which both answer with 500.)
 async fn read_body(State(max): State<usize>, request: Request, next: Next) -> Response {
     let too_large = || {
-        json_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the request body is over {max} bytes (--max-body-bytes)"))
+        json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is over {max} bytes: send less per call (e.g. split a batch) or raise --max-body-bytes"
+            ),
+        )
     };
     let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
@@ -146,7 +152,7 @@ async fn read_body(State(max): State<usize>, request: Request, next: Next) -> Re
         match chunk {
             Ok(chunk) if bytes.len() + chunk.len() <= max => bytes.extend_from_slice(&chunk),
             Ok(_) => return too_large(),
-            Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request body could not be read"),
+            Err(_) => return json_error(StatusCode::BAD_REQUEST, "the request body could not be read; send it again"),
         }
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
@@ -170,7 +176,7 @@ async fn no_bare_null(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     // The body is already in memory (read_body).
     let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return json_error(StatusCode::BAD_REQUEST, "the request body could not be read");
+        return json_error(StatusCode::BAD_REQUEST, "the request body could not be read; send it again");
     };
     let notification = only_notifications(&bytes);
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
@@ -203,6 +209,11 @@ async fn healthz(State(probes): State<Probes>) -> Response {
     }
 }
 
+/// The outbox backlog, or `None` when the database does not answer in time.
+async fn backlog(store: &Store) -> Option<i64> {
+    tokio::time::timeout(PROBE_TIMEOUT, store.outbox_backlog()).await.ok().and_then(Result::ok)
+}
+
 async fn redis_answers(client: &redis::Client) -> bool {
     let ping = async {
         let mut conn = client.get_multiplexed_async_connection().await?;
@@ -215,7 +226,7 @@ async fn redis_answers(client: &redis::Client) -> bool {
 /// The body names each check and the outbox backlog.
 async fn readyz(State(probes): State<Probes>) -> Response {
     let store = &probes.shared.app.store;
-    let backlog = tokio::time::timeout(PROBE_TIMEOUT, store.outbox_backlog()).await.ok().and_then(Result::ok);
+    let backlog = backlog(store).await;
     let database = backlog.is_some();
     let redis = match &probes.redis {
         Some(client) => Some(redis_answers(client).await),
@@ -236,7 +247,7 @@ async fn readyz(State(probes): State<Probes>) -> Response {
 /// database cannot be read).
 async fn metrics(State(probes): State<Probes>) -> Response {
     let app = &probes.shared.app;
-    let backlog = tokio::time::timeout(PROBE_TIMEOUT, app.store.outbox_backlog()).await.ok().and_then(Result::ok);
+    let backlog = backlog(&app.store).await;
     let text = app.metrics.render(backlog.unwrap_or(-1));
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }

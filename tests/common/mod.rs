@@ -297,16 +297,57 @@ pub fn unique(prefix: &str) -> String {
 
 /// One JSON-RPC call to `/rpc` with a bearer token; the reply as JSON.
 pub async fn rpc(client: &reqwest::Client, server: &HttpServer, token: &str, method: &str, params: Value) -> Value {
-    client
-        .post(server.url("/rpc"))
-        .bearer_auth(token)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .await
-        .expect("POST /rpc")
-        .json()
-        .await
-        .expect("a JSON reply")
+    try_rpc(client, &server.base, token, method, params).await.expect("a JSON reply from POST /rpc")
+}
+
+/// One JSON-RPC call to `{base}/rpc`; `Err` when no answer came (the server is gone).
+pub async fn try_rpc(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: &str,
+    params: Value,
+) -> Result<Value, String> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let response = client.post(format!("{base}/rpc")).bearer_auth(token).json(&body).send().await;
+    let response = response.map_err(|e| e.to_string())?;
+    response.json::<Value>().await.map_err(|e| e.to_string())
+}
+
+/// One entry of a Redis stream: its id and its fields.
+pub type StreamEntry = (String, Vec<(String, String)>);
+
+/// The value of field `key` of a stream entry.
+pub fn stream_field(entry: &StreamEntry, key: &str) -> String {
+    entry.1.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no `{key}` in {entry:?}"))
+}
+
+/// The event ids (field `id`) of stream entries, in stream order.
+pub fn event_ids(entries: &[StreamEntry]) -> Vec<i64> {
+    entries.iter().map(|e| stream_field(e, "id").parse().expect("a numeric event id")).collect()
+}
+
+/// Reads `stream` from the Redis at `url` until `enough` says so or `wait` has passed, then
+/// deletes it; the entries read last.
+pub async fn read_stream(
+    url: &str,
+    stream: &str,
+    wait: Duration,
+    enough: impl Fn(&[StreamEntry]) -> bool,
+) -> Vec<StreamEntry> {
+    let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let deadline = std::time::Instant::now() + wait;
+    let entries = loop {
+        let raw: redis::Value =
+            redis::cmd("XRANGE").arg(stream).arg("-").arg("+").query_async(&mut conn).await.unwrap();
+        let entries: Vec<StreamEntry> = redis::from_redis_value(raw).unwrap();
+        if enough(&entries) || std::time::Instant::now() > deadline {
+            break entries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _: () = redis::cmd("DEL").arg(stream).query_async(&mut conn).await.unwrap();
+    entries
 }
 
 /// An actor as the operations see it.
