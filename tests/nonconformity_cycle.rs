@@ -58,6 +58,10 @@ async fn cycle(url: &str) {
     assert_eq!(logged["ref"], "NC-2");
     assert_eq!(logged["status"], "open");
     assert_eq!(logged["next_step"], "record_nonconformity_analysis");
+    let record = c.record("NC-2").await;
+    let mut read_back = record["record"].clone();
+    read_back.as_object_mut().unwrap().remove("change_requests");
+    assert_eq!(record["history"][0]["detail"], read_back, "logging chains the record as it is read back");
     assert_eq!(logged["similar"][0]["ref"], "NC-1", "{logged}");
     assert!(logged["similar"][0]["reasons"][0].as_str().unwrap().contains("A.8.12"));
 

@@ -55,6 +55,10 @@ async fn suite(url: &str) {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["operation"], "log_nonconformity");
     assert_eq!(history[0]["actor"], "agent-1");
+    // The record logging returned and chained (built in memory) is the one read back.
+    let mut read_back = record["record"].clone();
+    read_back.as_object_mut().unwrap().remove("change_requests");
+    assert_eq!(history[0]["detail"], read_back);
 
     // Bad input changes nothing.
     for (args, field) in [

@@ -4,8 +4,9 @@ use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
 use super::corrective_action::CorrectiveAction;
-use super::references::{ClauseRef, ControlRef};
+use super::references::{ClauseRef, ControlRef, RecordKind, RecordRef};
 use super::similarity::Similar;
+use super::time::date;
 use crate::error::{Error, Result};
 
 text_enum! {
@@ -265,6 +266,53 @@ impl NewNonconformity {
     /// The status a nonconformity starts in: corrected when a correction came with it.
     pub fn initial_status(&self) -> NcStatus {
         if self.correction.is_some() { NcStatus::Corrected } else { NcStatus::Open }
+    }
+
+    /// The record it becomes when logged as number `number` by `actor` at `at` (a stamp),
+    /// with the similar and recurring ones found: what reading it back would give.
+    pub fn logged(
+        &self,
+        number: i64,
+        at: &str,
+        actor: &str,
+        similar: Vec<Similar>,
+        recurrence_of: Vec<String>,
+        today: NaiveDate,
+    ) -> Nonconformity {
+        let status = self.initial_status();
+        let mut nc = Nonconformity {
+            reference: RecordRef::new(RecordKind::Nonconformity, number).to_string(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            severity: self.severity,
+            source: self.source,
+            status,
+            next_step: None,
+            clauses: self.clauses.iter().map(|c| c.as_str().to_owned()).collect(),
+            controls: self.controls.iter().map(|c| c.as_str().to_owned()).collect(),
+            detected_in: self.detected_in.clone(),
+            evidence: self.evidence.clone(),
+            correction: self.correction.clone(),
+            consequences: None,
+            due_date: self.due_date.map(date),
+            overdue: is_overdue(status, self.due_date, today),
+            similar,
+            recurrence_of,
+            analysis: None,
+            actions: Vec::new(),
+            reviews: Vec::new(),
+            round: 1,
+            isms_changes: None,
+            closed_at: None,
+            closed_by: None,
+            version: 1,
+            created_at: at.to_owned(),
+            created_by: actor.to_owned(),
+            updated_at: at.to_owned(),
+            updated_by: actor.to_owned(),
+        };
+        nc.next_step = nc.gate().next_step().map(str::to_owned);
+        nc
     }
 }
 

@@ -1,9 +1,17 @@
 //! Similar nonconformities (10.2 b: "whether similar nonconformities exist, or could
 //! potentially occur") and recurrence: same controls or clauses, or similar words.
+//!
+//! Title, description, controls and clauses of a nonconformity never change once logged, so
+//! what similarity compares ([`Known`]) is worked out once per nonconformity and kept in a
+//! [`SimilarityIndex`] of the most recent ones, overall and per control; a new finding is
+//! compared with those instead of re-reading and re-splitting earlier texts on every write.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::Serialize;
+
+use super::references::{RecordKind, RecordRef};
 
 /// Words too common in findings to say anything about similarity.
 const STOPWORDS: &[&str] = &[
@@ -14,62 +22,70 @@ const STOPWORDS: &[&str] = &[
 /// Text similarity from which two nonconformities count as similar (Jaccard of word sets).
 pub const TEXT_THRESHOLD: f64 = 0.3;
 
-/// The distinct significant words of a text: lower case, three letters or more, no stopwords.
-pub fn words(text: &str) -> BTreeSet<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 3)
-        .map(str::to_lowercase)
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
-        .collect()
-}
+/// The distinct significant words of a text (lower case, three letters or more, no
+/// stopwords), sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Words(Box<[Box<str>]>);
 
-/// Jaccard similarity of two word sets, 0 to 1.
-pub fn jaccard(a: &BTreeSet<String>, b: &BTreeSet<String>) -> f64 {
-    let union = a.union(b).count();
-    if union == 0 {
-        return 0.0;
+impl Words {
+    /// The significant words of `text`.
+    pub fn of(text: &str) -> Self {
+        let mut words: Vec<Box<str>> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() >= 3)
+            .map(str::to_lowercase)
+            .filter(|w| !STOPWORDS.contains(&w.as_str()))
+            .map(String::into_boxed_str)
+            .collect();
+        words.sort_unstable();
+        words.dedup();
+        Words(words.into_boxed_slice())
     }
-    a.intersection(b).count() as f64 / union as f64
+
+    /// Whether `word` (lower case) is one of them.
+    pub fn contains(&self, word: &str) -> bool {
+        self.0.binary_search_by(|w| w.as_ref().cmp(word)).is_ok()
+    }
+
+    /// Jaccard similarity of two word sets, 0 to 1.
+    pub fn jaccard(&self, other: &Words) -> f64 {
+        let (a, b) = (&self.0, &other.0);
+        let (mut i, mut j, mut shared) = (0, 0, 0usize);
+        while i < a.len() && j < b.len() {
+            match a[i].cmp(&b[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    shared += 1;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        let union = a.len() + b.len() - shared;
+        if union == 0 { 0.0 } else { shared as f64 / union as f64 }
+    }
 }
 
-/// An earlier nonconformity as similarity and recurrence judge it (no more is read).
+/// A nonconformity as similarity judges it: its number, the words of its title and
+/// description, the controls and clauses it cites. None of these change after logging.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
-    /// Reference, e.g. `NC-12`.
-    pub reference: String,
-    /// Title and description.
-    pub text: String,
+pub struct Known {
+    /// Its number (`NC-n`).
+    pub number: i64,
+    /// Significant words of title and description.
+    pub words: Words,
     /// Controls cited.
     pub controls: Vec<String>,
     /// Clauses cited.
     pub clauses: Vec<String>,
-    /// When it was closed, if it is.
-    pub closed_at: Option<String>,
 }
 
-impl Candidate {
-    /// Its profile.
-    pub fn profile(&self) -> Profile<'_> {
-        Profile {
-            reference: &self.reference,
-            text: self.text.clone(),
-            controls: &self.controls,
-            clauses: &self.clauses,
-        }
+impl Known {
+    /// What similarity compares of a nonconformity numbered `number` (0 for one not yet logged).
+    pub fn new(number: i64, title: &str, description: &str, controls: Vec<String>, clauses: Vec<String>) -> Self {
+        Known { number, words: Words::of(&format!("{title} {description}")), controls, clauses }
     }
-}
-
-/// What similarity is judged on.
-#[derive(Debug, Clone)]
-pub struct Profile<'a> {
-    /// Reference.
-    pub reference: &'a str,
-    /// Title and description.
-    pub text: String,
-    /// Controls cited.
-    pub controls: &'a [String],
-    /// Clauses cited.
-    pub clauses: &'a [String],
 }
 
 /// An earlier nonconformity similar to one being handled.
@@ -82,53 +98,154 @@ pub struct Similar {
     pub reasons: Vec<String>,
 }
 
-/// The nonconformities among `others` similar to `this`, most similar first, at most `limit`.
-pub fn similar(this: &Profile<'_>, others: &[Profile<'_>], limit: usize) -> Vec<Similar> {
-    let mine = words(&this.text);
-    let mut found: Vec<(usize, f64, Similar)> = others
-        .iter()
-        .filter(|o| o.reference != this.reference)
+/// The nonconformities among `others` similar to `this` (itself excluded), most similar
+/// first (most shared controls and clauses, then most shared words, then newest), at most
+/// `limit`. Only those shown get their reasons written out.
+pub fn similar<'a>(this: &Known, others: impl IntoIterator<Item = &'a Known>, limit: usize) -> Vec<Similar> {
+    let mut scored: Vec<(usize, f64, &Known)> = others
+        .into_iter()
+        .filter(|o| o.number != this.number)
         .filter_map(|o| {
-            let mut reasons = Vec::new();
-            let shared: Vec<&String> = o.controls.iter().filter(|c| this.controls.contains(c)).collect();
-            for c in &shared {
-                reasons.push(format!("same control {c}"));
-            }
-            let shared_clauses: Vec<&String> = o.clauses.iter().filter(|c| this.clauses.contains(c)).collect();
-            for c in &shared_clauses {
-                reasons.push(format!("same clause {c}"));
-            }
-            let text = jaccard(&mine, &words(&o.text));
+            let shared = shared(&o.controls, &this.controls).count() + shared(&o.clauses, &this.clauses).count();
+            let text = this.words.jaccard(&o.words);
+            (shared > 0 || text >= TEXT_THRESHOLD).then_some((shared, text, o))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(b.2.number.cmp(&a.2.number)));
+    scored.truncate(limit);
+    scored
+        .into_iter()
+        .map(|(_, text, o)| {
+            let mut reasons: Vec<String> =
+                shared(&o.controls, &this.controls).map(|c| format!("same control {c}")).collect();
+            reasons.extend(shared(&o.clauses, &this.clauses).map(|c| format!("same clause {c}")));
             if text >= TEXT_THRESHOLD {
                 reasons.push(format!("similar text ({:.0}% of words shared)", text * 100.0));
             }
-            (!reasons.is_empty()).then(|| {
-                (shared.len() + shared_clauses.len(), text, Similar { reference: o.reference.to_owned(), reasons })
-            })
+            Similar { reference: RecordRef::new(RecordKind::Nonconformity, o.number).to_string(), reasons }
         })
-        .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
-    found.into_iter().take(limit).map(|(_, _, s)| s).collect()
+        .collect()
+}
+
+/// The items of `theirs` also in `mine`.
+fn shared<'a>(theirs: &'a [String], mine: &'a [String]) -> impl Iterator<Item = &'a String> {
+    theirs.iter().filter(|c| mine.contains(c))
+}
+
+/// What a [`SimilarityIndex`] needs read before it can answer for some controls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    /// `None`: read the newest nonconformities; `Some(n)`: read those numbered above `n`. At
+    /// most [`SimilarityIndex::limit`] either way, newest first.
+    pub after: Option<i64>,
+    /// Controls whose newest nonconformities (at most the limit each) are to be read.
+    pub controls: Vec<String>,
+}
+
+/// The nonconformities a new one is compared with: the most recent ones overall and, per
+/// control, the most recent citing it (a control's list is read on first use), at most
+/// `limit` each. It follows the database by reading only what was logged since it last
+/// looked; when more than `limit` were logged meanwhile it forgets the per-control lists so
+/// they are read again, rather than miss any.
+#[derive(Debug)]
+pub struct SimilarityIndex {
+    limit: usize,
+    caught_up: Option<i64>,
+    newest: BTreeMap<i64, Arc<Known>>,
+    by_control: HashMap<String, BTreeMap<i64, Arc<Known>>>,
+}
+
+impl SimilarityIndex {
+    /// An empty index keeping `limit` nonconformities overall and per control.
+    pub fn new(limit: usize) -> Self {
+        SimilarityIndex { limit: limit.max(1), caught_up: None, newest: BTreeMap::new(), by_control: HashMap::new() }
+    }
+
+    /// How many nonconformities it keeps overall and per control.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// What to read before comparing with nonconformities citing `controls`.
+    pub fn refresh_for(&self, controls: &[String]) -> Refresh {
+        let mut unread: Vec<String> = Vec::new();
+        for c in controls {
+            if !self.by_control.contains_key(c) && !unread.contains(c) {
+                unread.push(c.clone());
+            }
+        }
+        Refresh { after: self.caught_up, controls: unread }
+    }
+
+    /// Takes in what was read for `refresh`: `recent`, the nonconformities it asked for by
+    /// number, and `per_control`, the newest citing each control it named.
+    pub fn apply(&mut self, refresh: &Refresh, recent: Vec<Known>, per_control: Vec<(String, Vec<Known>)>) {
+        let gap = refresh.after.is_some() && recent.len() >= self.limit;
+        if gap {
+            self.by_control.clear();
+        }
+        let highest = recent.iter().map(|k| k.number).max().unwrap_or(0);
+        self.caught_up = Some(self.caught_up.unwrap_or(0).max(highest).max(refresh.after.unwrap_or(0)));
+        for (control, rows) in per_control {
+            let list = self.by_control.entry(control).or_default();
+            for k in rows {
+                list.entry(k.number).or_insert_with(|| Arc::new(k));
+            }
+        }
+        for k in recent {
+            let k = Arc::new(k);
+            for c in &k.controls {
+                if let Some(list) = self.by_control.get_mut(c) {
+                    list.entry(k.number).or_insert_with(|| k.clone());
+                }
+            }
+            self.newest.entry(k.number).or_insert(k);
+        }
+        let limit = self.limit;
+        trim(&mut self.newest, limit);
+        for list in self.by_control.values_mut() {
+            trim(list, limit);
+        }
+    }
+
+    /// The nonconformities among those kept (the most recent overall and the most recent
+    /// citing one of its controls) similar to `this`: see [`similar`].
+    pub fn similar_to(&self, this: &Known, shown: usize) -> Vec<Similar> {
+        let lists: Vec<&BTreeMap<i64, Arc<Known>>> =
+            this.controls.iter().filter_map(|c| self.by_control.get(c)).collect();
+        let cited = lists.iter().enumerate().flat_map(|(i, list)| {
+            let earlier = &lists[..i];
+            list.iter()
+                .filter(move |(n, _)| !self.newest.contains_key(n) && !earlier.iter().any(|l| l.contains_key(n)))
+                .map(|(_, k)| k.as_ref())
+        });
+        similar(this, self.newest.values().map(Arc::as_ref).chain(cited), shown)
+    }
+}
+
+/// Keeps the `limit` highest-numbered entries of `list`.
+fn trim(list: &mut BTreeMap<i64, Arc<Known>>, limit: usize) {
+    while list.len() > limit {
+        list.pop_first();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn profile<'a>(r: &'a str, text: &str, controls: &'a [String]) -> Profile<'a> {
-        Profile { reference: r, text: text.into(), controls, clauses: &[] }
+    fn known(number: i64, text: &str, controls: &[&str]) -> Known {
+        Known::new(number, text, "", controls.iter().map(|c| c.to_string()).collect(), Vec::new())
     }
 
     #[test]
     fn shared_controls_and_similar_text_count() {
-        let c812 = vec!["A.8.12".to_string()];
-        let none: Vec<String> = vec![];
-        let this = profile("NC-9", "API key printed in the deploy log", &c812);
+        let this = known(9, "API key printed in the deploy log", &["A.8.12"]);
         let others = [
-            profile("NC-1", "Unrelated laptop theft", &c812),
-            profile("NC-2", "API key printed in build log output", &none),
-            profile("NC-3", "Office door left open", &none),
-            profile("NC-9", "API key printed in the deploy log", &c812),
+            known(1, "Unrelated laptop theft", &["A.8.12"]),
+            known(2, "API key printed in build log output", &[]),
+            known(3, "Office door left open", &[]),
+            known(9, "API key printed in the deploy log", &["A.8.12"]),
         ];
         let found = similar(&this, &others, 10);
         let refs: Vec<&str> = found.iter().map(|s| s.reference.as_str()).collect();
@@ -138,10 +255,52 @@ mod tests {
     }
 
     #[test]
-    fn words_drop_noise() {
-        let w = words("The API-key was found in THE log");
+    fn words_drop_noise_and_repeats() {
+        let w = Words::of("The API-key was found in THE log, the log");
         assert!(w.contains("api") && w.contains("key") && w.contains("log"));
         assert!(!w.contains("the") && !w.contains("in") && !w.contains("was"));
-        assert_eq!(jaccard(&BTreeSet::new(), &BTreeSet::new()), 0.0);
+        assert_eq!(w.0.len(), 3);
+        assert_eq!(Words::default().jaccard(&Words::default()), 0.0);
+        assert_eq!(Words::of("alpha beta gamma").jaccard(&Words::of("beta gamma delta")), 0.5);
+    }
+
+    #[test]
+    fn index_reads_the_newest_first_then_only_what_is_new() {
+        let mut index = SimilarityIndex::new(2);
+        let first = index.refresh_for(&[]);
+        assert_eq!(first, Refresh { after: None, controls: vec![] });
+        index.apply(&first, vec![known(5, "five", &[]), known(4, "four", &[])], vec![]);
+        let next = index.refresh_for(&["A.5.1".to_string()]);
+        assert_eq!(next, Refresh { after: Some(5), controls: vec!["A.5.1".to_string()] });
+        index.apply(
+            &next,
+            vec![known(6, "six", &["A.5.1"])],
+            vec![("A.5.1".into(), vec![known(3, "three", &["A.5.1"])])],
+        );
+        assert_eq!(index.refresh_for(&["A.5.1".to_string()]), Refresh { after: Some(6), controls: vec![] });
+        let this = known(0, "new", &["A.5.1"]);
+        let refs: Vec<String> = index.similar_to(&this, 10).into_iter().map(|s| s.reference).collect();
+        assert_eq!(refs, ["NC-6", "NC-3"], "the control's list took in NC-6 as it arrived");
+        assert_eq!(index.newest.keys().copied().collect::<Vec<_>>(), [5, 6], "only the newest two are kept");
+    }
+
+    #[test]
+    fn index_forgets_per_control_lists_after_a_gap() {
+        let mut index = SimilarityIndex::new(2);
+        let first = index.refresh_for(&["A.5.1".to_string()]);
+        index.apply(
+            &first,
+            vec![known(1, "one", &["A.5.1"])],
+            vec![("A.5.1".into(), vec![known(1, "one", &["A.5.1"])])],
+        );
+        let next = index.refresh_for(&["A.5.1".to_string()]);
+        assert!(next.controls.is_empty());
+        index.apply(&next, vec![known(9, "nine", &[]), known(8, "eight", &[])], vec![]);
+        let after_gap = index.refresh_for(&["A.5.1".to_string()]);
+        assert_eq!(
+            after_gap,
+            Refresh { after: Some(9), controls: vec!["A.5.1".to_string()] },
+            "read again: 2..7 unseen"
+        );
     }
 }

@@ -31,6 +31,7 @@ use crate::domain::actor::Actor;
 use crate::domain::change::ChangePolicy;
 use crate::domain::nonconformity::DuePolicy;
 use crate::domain::risk::Methodology;
+use crate::domain::similarity::SimilarityIndex;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -50,6 +51,8 @@ pub struct App {
     pub change: ChangePolicy,
     /// Call counts and latencies, per operation.
     pub metrics: Metrics,
+    /// The recent nonconformities new findings are compared with (10.2 b), kept in memory.
+    pub similarity: std::sync::Mutex<SimilarityIndex>,
 }
 
 impl App {
@@ -62,6 +65,7 @@ impl App {
             evidence_max_age_days: 365,
             change: ChangePolicy::default(),
             metrics: Metrics::default(),
+            similarity: std::sync::Mutex::new(SimilarityIndex::new(nonconformities::SIMILARITY_POOL)),
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::access::Access;
 use crate::domain::actor::Actor;
 use crate::domain::nonconformity::{NcStatus, NewNonconformity, Nonconformity, Severity, Source};
 use crate::domain::references::{ClauseRef, ControlRef, RecordKind, RecordRef};
-use crate::domain::similarity::{Candidate, Profile, Similar, similar};
+use crate::domain::similarity::{Known, Similar};
 use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
 use crate::domain::time::parse_date;
 use crate::domain::time::stamp;
@@ -156,8 +156,8 @@ async fn log_nonconformity(app: Arc<App>, actor: Actor, input: LogNonconformity)
 }
 
 /// The earlier nonconformities a new one resembles or repeats, found before its write
-/// transaction (reading and comparing them is the costly part of logging, and must not hold
-/// up other writers; a finding logged meanwhile may be missed, which only costs a hint).
+/// transaction (comparing them must not hold up other writers; a finding logged meanwhile may
+/// be missed, which only costs a hint).
 #[derive(Debug, Default)]
 pub(super) struct Matches {
     similar: Vec<Similar>,
@@ -169,21 +169,10 @@ pub(super) struct Matches {
 pub(super) async fn matches_of(app: &App, nc: &NewNonconformity) -> Result<Matches> {
     let controls: Vec<String> = nc.controls.iter().map(|c| c.as_str().to_owned()).collect();
     let clauses: Vec<String> = nc.clauses.iter().map(|c| c.as_str().to_owned()).collect();
-    let pool = app.store.similarity_pool(&controls, SIMILARITY_POOL).await?;
-    let this = Profile {
-        reference: "",
-        text: format!("{} {}", nc.title, nc.description),
-        controls: &controls,
-        clauses: &clauses,
-    };
+    let this = Known::new(0, &nc.title, &nc.description, controls, clauses);
     let cutoff = stamp(Utc::now() - chrono::Duration::days(365));
-    let recurrence_of = pool
-        .iter()
-        .filter(|p| p.closed_at.as_deref().is_some_and(|c| c >= cutoff.as_str()))
-        .filter(|p| p.controls.iter().any(|c| controls.contains(c)))
-        .map(|p| p.reference.clone())
-        .collect();
-    Ok(Matches { similar: similar_among(&this, &pool), recurrence_of })
+    let (similar, recurrence_of) = compare(app, &this, Some(&cutoff)).await?;
+    Ok(Matches { similar, recurrence_of })
 }
 
 /// Logs a checked nonconformity inside `w` with its `matches` (linked to an internal audit
@@ -213,33 +202,32 @@ pub(super) async fn insert_logged(
     Ok(nonconformity)
 }
 
-/// How many earlier nonconformities (per criterion: sharing a control, most recent) are
-/// compared with one being handled. Reading and comparing them is most of the cost of a
-/// write; 200 of each covers years of findings of an organisation this size.
-const SIMILARITY_POOL: i64 = 200;
+/// How many earlier nonconformities (per criterion: most recent, most recent citing each
+/// control) are compared with one being handled; 200 of each covers years of findings of an
+/// organisation this size.
+pub(super) const SIMILARITY_POOL: usize = 200;
 /// How many similar nonconformities are proposed.
 const SIMILAR_SHOWN: usize = 10;
 
-/// The profile similarity is judged on.
-pub(super) fn profile(nc: &Nonconformity) -> Profile<'_> {
-    Profile {
-        reference: &nc.reference,
-        text: format!("{} {}", nc.title, nc.description),
-        controls: &nc.controls,
-        clauses: &nc.clauses,
-    }
-}
-
-/// The candidates of `pool` similar to `this`.
-fn similar_among(this: &Profile<'_>, pool: &[Candidate]) -> Vec<Similar> {
-    let others: Vec<Profile<'_>> = pool.iter().map(Candidate::profile).collect();
-    similar(this, &others, SIMILAR_SHOWN)
+/// Compares `this` with the recent nonconformities of the app's similarity index, after
+/// bringing the index up to date; with `closed_since`, also finds those citing one of its
+/// controls closed since then (recurrence).
+async fn compare(app: &App, this: &Known, closed_since: Option<&str>) -> Result<(Vec<Similar>, Vec<String>)> {
+    let (refresh, limit) = {
+        let index = app.similarity.lock().map_err(|_| Error::Internal("similarity index poisoned".into()))?;
+        (index.refresh_for(&this.controls), index.limit())
+    };
+    let rows = app.store.similarity_rows(&refresh, &this.controls, closed_since, limit as i64).await?;
+    let mut index = app.similarity.lock().map_err(|_| Error::Internal("similarity index poisoned".into()))?;
+    index.apply(&refresh, rows.recent, rows.per_control);
+    Ok((index.similar_to(this, SIMILAR_SHOWN), rows.recurrent))
 }
 
 /// The candidates the analyst of `nc` must confirm or dismiss (10.2 b).
 pub(crate) async fn similar_candidates(app: &App, nc: &Nonconformity) -> Result<Vec<Similar>> {
-    let pool = app.store.similarity_pool(&nc.controls, SIMILARITY_POOL).await?;
-    Ok(similar_among(&profile(nc), &pool))
+    let number = RecordRef::parse("ref", &nc.reference)?.number;
+    let this = Known::new(number, &nc.title, &nc.description, nc.controls.clone(), nc.clauses.clone());
+    Ok(compare(app, &this, None).await?.0)
 }
 
 /// Most items one page of a list returns.

@@ -19,7 +19,7 @@ mod soa;
 pub use actors::{ActorInfo, NewActor, TokenInfo, TokenIssued};
 pub use audit::{AuditEntry, ChainReport};
 pub use changes::{CrFilter, CrUpdate};
-pub use nonconformities::{NcFilter, NcUpdate};
+pub use nonconformities::{NcFilter, NcUpdate, SimilarityRows};
 pub use outbox::OutboxEvent;
 pub use people::NewPolicy;
 pub use review::{NcFact, StoredReview};

@@ -10,7 +10,7 @@ use crate::domain::nonconformity::{
     Analysis, EffectivenessReview, NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue,
 };
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
-use crate::domain::similarity::{Candidate, Similar};
+use crate::domain::similarity::{Known, Refresh, Similar};
 use crate::domain::time::{date, stamp};
 use crate::error::{Error, Result};
 
@@ -269,7 +269,8 @@ impl Write {
                 .execute(&mut **self.tx())
                 .await?;
         }
-        self.nonconformity(number).await?.ok_or_else(|| Error::Internal(format!("NC-{number} vanished")))
+        let today = self.now().date_naive();
+        Ok(nc.logged(number, &now, actor, similar.to_vec(), recurrence_of.to_vec(), today))
     }
 
     /// A nonconformity read inside this write, for deciding on it.
@@ -407,50 +408,82 @@ impl Write {
     }
 }
 
-/// Nonconformities to compare a new or analysed one with: up to `limit` sharing a control
-/// and up to `limit` of the most recent (for similar text), newest first, each once. Only the
-/// columns similarity and recurrence need are read.
-async fn similarity_pool(conn: &mut AnyConnection, controls: &[String], limit: i64) -> Result<Vec<Candidate>> {
-    const COLUMNS: &str = "number, title, description, controls, clauses, closed_at";
-    let mut rows = Vec::new();
-    if !controls.is_empty() {
-        let mut args: Vec<Arg> = controls.iter().map(|c| Arg::Text(c.clone())).collect();
-        let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
-        args.push(Arg::Int(limit));
-        let sql = format!(
-            "SELECT {COLUMNS} FROM nonconformities WHERE number IN \
-             (SELECT nc FROM nc_controls WHERE control IN ({})) ORDER BY number DESC LIMIT ${}",
-            placeholders.join(", "),
-            args.len()
-        );
-        rows.extend(query_with(sql, args).fetch_all(&mut *conn).await?);
-    }
-    let sql = format!("SELECT {COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1");
-    rows.extend(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(limit).fetch_all(&mut *conn).await?);
-    let mut seen = std::collections::HashSet::new();
-    let mut pool = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let number: i64 = r.try_get(0)?;
-        if !seen.insert(number) {
-            continue;
-        }
-        let (title, description): (String, String) = (r.try_get(1)?, r.try_get(2)?);
-        pool.push(Candidate {
-            reference: RecordRef::new(RecordKind::Nonconformity, number).to_string(),
-            text: format!("{title} {description}"),
-            controls: json_list("controls", &r.try_get::<String, _>(3)?)?,
-            clauses: json_list("clauses", &r.try_get::<String, _>(4)?)?,
-            closed_at: r.try_get(5)?,
-        });
-    }
-    Ok(pool)
+/// The columns [`Known`] is made of, in [`known_from_row`]'s order.
+const KNOWN_COLUMNS: &str = "number, title, description, controls, clauses";
+
+fn known_from_row(r: &AnyRow) -> Result<Known> {
+    let (title, description): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+    Ok(Known::new(
+        r.try_get(0)?,
+        &title,
+        &description,
+        json_list("controls", &r.try_get::<String, _>(3)?)?,
+        json_list("clauses", &r.try_get::<String, _>(4)?)?,
+    ))
+}
+
+/// What similarity and recurrence read of the database for one finding.
+#[derive(Debug, Default)]
+pub struct SimilarityRows {
+    /// The nonconformities the refresh asked for by number, newest first.
+    pub recent: Vec<Known>,
+    /// Per control the refresh named, the newest nonconformities citing it.
+    pub per_control: Vec<(String, Vec<Known>)>,
+    /// References of those among the newest citing one of the controls that were closed since
+    /// the date asked for (recurrence, 10.2 b).
+    pub recurrent: Vec<String>,
 }
 
 impl Store {
-    /// Nonconformities to compare with (see [`Write::similarity_pool`]), for reads.
-    pub async fn similarity_pool(&self, controls: &[String], limit: i64) -> Result<Vec<Candidate>> {
+    /// Reads what `refresh` asks for (at most `limit` per list) and, when `closed_since` is
+    /// given, which of the `limit` newest nonconformities citing one of `controls` were closed
+    /// at or after it; on one connection.
+    pub async fn similarity_rows(
+        &self,
+        refresh: &Refresh,
+        controls: &[String],
+        closed_since: Option<&str>,
+        limit: i64,
+    ) -> Result<SimilarityRows> {
         let mut conn = self.pool().acquire().await?;
-        similarity_pool(&mut conn, controls, limit).await
+        let mut out = SimilarityRows::default();
+        let recent = match refresh.after {
+            None => format!("SELECT {KNOWN_COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1"),
+            Some(_) => {
+                format!("SELECT {KNOWN_COLUMNS} FROM nonconformities WHERE number > $2 ORDER BY number DESC LIMIT $1")
+            }
+        };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(recent)).bind(limit);
+        if let Some(after) = refresh.after {
+            query = query.bind(after);
+        }
+        out.recent = query.fetch_all(&mut *conn).await?.iter().map(known_from_row).collect::<Result<_>>()?;
+        let citing = format!(
+            "SELECT {KNOWN_COLUMNS} FROM nonconformities WHERE number IN \
+             (SELECT nc FROM nc_controls WHERE control = $1 ORDER BY nc DESC LIMIT $2) ORDER BY number DESC"
+        );
+        for control in &refresh.controls {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(citing.clone()))
+                .bind(control.as_str())
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+            out.per_control.push((control.clone(), rows.iter().map(known_from_row).collect::<Result<_>>()?));
+        }
+        if let Some(since) = closed_since.filter(|_| !controls.is_empty()) {
+            let mut args: Vec<Arg> = vec![Arg::Text(since.to_owned()), Arg::Int(limit)];
+            args.extend(controls.iter().map(|c| Arg::Text(c.clone())));
+            let placeholders: Vec<String> = (3..=args.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT number FROM nonconformities WHERE closed_at >= $1 AND number IN \
+                 (SELECT nc FROM nc_controls WHERE control IN ({}) ORDER BY nc DESC LIMIT $2) ORDER BY number DESC",
+                placeholders.join(", ")
+            );
+            for row in query_with(sql, args).fetch_all(&mut *conn).await? {
+                out.recurrent.push(RecordRef::new(RecordKind::Nonconformity, row.try_get(0)?).to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// The nonconformity with this number, with its actions and reviews, if any.
