@@ -107,13 +107,29 @@ impl std::fmt::Debug for Operation {
 }
 
 /// Makes an input schema cheap for an agent's context without losing what a caller needs:
-/// a `oneOf` of string constants becomes one `enum`; `null` alternatives of optional fields,
-/// empty or null defaults and integer formats go; nested objects lose `additionalProperties`
-/// (the server refuses unknown fields anyway) and array items their description (the
-/// property's own description says what they are).
+/// a `oneOf` of string constants becomes one `enum`; `null` alternatives of optional fields go
+/// (an `anyOf` of a type and `null` becomes that type, keeping the field's own description
+/// rather than the type's); empty, null or `false` defaults, integer formats and the `minimum`
+/// of 0 that unsigned integers carry go (descriptions give the real range); nested objects lose
+/// `additionalProperties` (the server refuses unknown fields anyway) and array items their
+/// description (the property's own description says what they are).
 fn compact_input(value: &mut Value, top_level: bool) {
     match value {
         Value::Object(map) => {
+            let non_null: Option<Vec<&Value>> = map
+                .get("anyOf")
+                .and_then(Value::as_array)
+                .filter(|alternatives| alternatives.iter().any(|a| a.get("type").is_some_and(|t| t == "null")))
+                .map(|alternatives| {
+                    alternatives.iter().filter(|a| a.get("type").is_none_or(|t| t != "null")).collect()
+                });
+            if let Some([Value::Object(only)]) = non_null.as_deref() {
+                let only = only.clone();
+                map.remove("anyOf");
+                for (key, schema) in only {
+                    map.entry(key).or_insert(schema);
+                }
+            }
             let constants: Option<Vec<Value>> = map.get("oneOf").and_then(Value::as_array).and_then(|variants| {
                 variants.iter().map(|v| v.get("const").filter(|c| c.is_string()).cloned()).collect()
             });
@@ -129,8 +145,12 @@ fn compact_input(value: &mut Value, top_level: bool) {
                     map.insert("type".into(), only);
                 }
             }
-            if map.get("default").is_some_and(|d| d.is_null() || d.as_array().is_some_and(Vec::is_empty)) {
+            if map.get("default").is_some_and(|d| d.is_null() || *d == false || d.as_array().is_some_and(Vec::is_empty))
+            {
                 map.remove("default");
+            }
+            if map.get("minimum").is_some_and(|m| m == 0) && map.get("type").is_some_and(|t| t == "integer") {
+                map.remove("minimum");
             }
             map.remove("format");
             if !top_level {
@@ -343,6 +363,12 @@ mod tests {
         let optional = &op.input_schema["properties"]["due_date"];
         assert_eq!(optional["type"], "string", "no null alternative: {optional}");
         assert!(op.input_schema["properties"]["controls"].get("default").is_none(), "no empty default");
+        let list = &registry.get("list_nonconformities").unwrap().input_schema["properties"];
+        assert_eq!(list["status"]["type"], "string", "an optional enum is the enum, no null alternative");
+        assert!(list["status"].get("anyOf").is_none(), "{}", list["status"]);
+        assert!(list["status"]["description"].as_str().is_some_and(|d| d.starts_with("Only")), "the field's own");
+        assert!(list["overdue"].get("default").is_none(), "no false default");
+        assert!(list["limit"].get("minimum").is_none(), "no unsigned minimum");
         let similar = &op.output_schema["properties"]["similar"];
         assert_eq!(similar, &serde_json::json!({"type": "array"}), "output fields carry their type only");
         assert_eq!(
