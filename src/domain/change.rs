@@ -195,12 +195,12 @@ pub fn retrospective_overdue(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Review {
-    /// What happened: did the change achieve its purpose?
+    /// Did the change achieve its purpose?
     pub outcome: String,
     /// Problems found.
     #[serde(default)]
     pub issues_found: Option<String>,
-    /// Whether controls or the SoA need updating as a result.
+    /// Controls or the SoA need updating.
     pub controls_or_soa_update_needed: bool,
 }
 

@@ -19,13 +19,13 @@ text_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditScope {
-    /// Processes, e.g. "change management".
+    /// Processes, e.g. change management.
     #[serde(default)]
     pub processes: Vec<String>,
-    /// Annex A controls, e.g. ["A.8.32"].
+    /// Annex A controls, e.g. A.8.32.
     #[serde(default)]
     pub controls: Vec<String>,
-    /// Records, e.g. ["RISK-4", "CR-2"].
+    /// Records, e.g. RISK-4, CR-2.
     #[serde(default)]
     pub records: Vec<String>,
 }

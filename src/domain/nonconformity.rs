@@ -360,10 +360,10 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimilarDecision {
-    /// The similar nonconformity, e.g. "NC-4".
+    /// The similar nonconformity, e.g. NC-4.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// True: same cause or could recur the same way; false: dismissed as unrelated.
+    /// true: same cause or could recur the same way; false: unrelated.
     pub related: bool,
     /// Why.
     #[serde(default)]

@@ -24,10 +24,10 @@ text_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Evidence {
-    /// Where it is: path, URL, record ref.
+    /// Path, URL or record ref.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its date, YYYY-MM-DD.
+    /// YYYY-MM-DD.
     pub date: String,
 }
 

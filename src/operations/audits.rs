@@ -42,17 +42,17 @@ pub struct Finding {
     pub controls: Vec<String>,
 }
 
-/// Record an internal audit (9.2): plan it (scope, criteria, date), or record it performed (auditor, auditees, date, conclusion, findings); pass ref to complete a planned one.
+/// Record an internal audit AUD-n (9.2): plan it, or record it performed; pass ref to complete a planned one.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordAudit {
-    /// A planned audit to complete, e.g. "AUD-2"; omit to create one.
+    /// A planned audit to complete, e.g. AUD-2; omit to create one.
     #[serde(default, rename = "ref")]
     pub reference: Option<String>,
     /// Its version as last read (with ref).
     #[serde(default)]
     pub version: Option<i64>,
-    /// Scope: processes, controls, records (new audits).
+    /// Scope (new audits).
     #[serde(default)]
     pub scope: Option<AuditScope>,
     /// Criteria: clauses, policies, procedures (new audits).

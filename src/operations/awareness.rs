@@ -28,13 +28,13 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Publish a policy version (7.3, 5.2) with the SHA-256 of its text; earlier acknowledgements of the policy become stale.
+/// Publish a policy version (5.2, 7.3); earlier acknowledgements of the policy become stale.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PublishPolicy {
-    /// Policy id, e.g. "constitution".
+    /// Policy id, e.g. constitution.
     pub policy_id: String,
-    /// New version label, e.g. "3".
+    /// New version label, e.g. 3.
     pub version: String,
     /// Title.
     pub title: String,
@@ -134,17 +134,17 @@ async fn publish_policy(app: Arc<App>, actor: Actor, input: PublishPolicy) -> Re
     Ok(PolicyPublished { policy })
 }
 
-/// Acknowledge the current version of a policy after reading it (7.3), with the SHA-256 of the text read and the context (session or boot id).
+/// Acknowledge a policy's current version after reading it (7.3).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgePolicy {
-    /// Policy id, e.g. "constitution".
+    /// Policy id, e.g. constitution.
     pub policy_id: String,
     /// The version read.
     pub version: String,
     /// SHA-256 of the text read.
     pub sha256: String,
-    /// Where: session id, boot id, model and version.
+    /// Session or boot id, model and version.
     #[serde(default)]
     pub context: Option<String>,
 }
@@ -190,7 +190,7 @@ async fn acknowledge_policy(app: Arc<App>, actor: Actor, input: AcknowledgePolic
     Ok(Acknowledged { policy_id: id, version, already: !new, pending: status })
 }
 
-/// Check whether an actor (default: you) has acknowledged every current policy that binds its role; lists what to read and acknowledge.
+/// Check whether an actor (default: you) has acknowledged every current policy binding its role; lists what is pending.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckAwareness {

@@ -28,7 +28,7 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Raise a change request (6.3, A.8.32): what, why, consequences, affected controls, assets, scope and risks, implementation and rollback plans, window; standard changes are pre-approved, emergency ones may start at once.
+/// Raise a change request CR-n (6.3, A.8.32).
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RaiseChangeRequest {
@@ -40,10 +40,10 @@ pub struct RaiseChangeRequest {
     pub purpose: String,
     /// Expected consequences, including on security.
     pub consequences: String,
-    /// standard (pre-approved) | normal | emergency.
+    /// standard: pre-approved; normal: approval first; emergency: may start at once, approved afterwards.
     #[serde(rename = "type")]
     pub kind: ChangeType,
-    /// Annex A controls affected, e.g. ["A.8.13"].
+    /// Annex A controls affected, e.g. A.8.13.
     #[serde(default)]
     pub controls: Vec<String>,
     /// Assets or systems affected.
@@ -55,7 +55,7 @@ pub struct RaiseChangeRequest {
     /// Effect on risks.
     #[serde(default)]
     pub risk_impact: Option<String>,
-    /// Risks affected, e.g. ["RISK-4"].
+    /// Risks affected, e.g. RISK-4.
     #[serde(default)]
     pub risks: Vec<String>,
     /// How it will be implemented.
@@ -68,13 +68,13 @@ pub struct RaiseChangeRequest {
     /// Planned end, YYYY-MM-DD.
     #[serde(default)]
     pub window_end: Option<String>,
-    /// The nonconformity it serves, e.g. "NC-3".
+    /// Nonconformity it serves, e.g. NC-3.
     #[serde(default)]
     pub nonconformity: Option<String>,
-    /// The corrective action it serves, e.g. "CA-7".
+    /// Corrective action it serves, e.g. CA-7.
     #[serde(default)]
     pub corrective_action: Option<String>,
-    /// Retry key: resending the same call with it returns the first result, no duplicate.
+    /// Retry key: a repeat returns the first result.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -244,14 +244,14 @@ async fn save(
     Ok(now)
 }
 
-/// Approve or reject a change request (ISMS manager or top management, never its requester); a rejection needs a reason; emergency changes are decided retrospectively.
+/// Approve or reject a change request (ISMS manager or top management, never its requester); emergency changes are decided retrospectively.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecideChangeRequest {
-    /// Change request, e.g. "CR-3".
+    /// Change request, e.g. CR-3.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
     /// approve | reject.
     pub decision: Decision,
@@ -282,16 +282,16 @@ async fn decide_cr(app: Arc<App>, actor: Actor, input: DecideChangeRequest) -> R
     Ok(ChangeResult { change_request, replayed: false })
 }
 
-/// Move a change request on: implementing, implemented, failed, rolled_back, closed; or record the post-implementation review (outcome, issues, whether controls or the SoA need updating), which must come before closing.
+/// Move a change request on, or record its post-implementation review (needed before closed); its requester or an ISMS manager only.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChangeRequest {
-    /// Change request, e.g. "CR-3".
+    /// Change request, e.g. CR-3.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
-    /// New status.
+    /// New status: implementing, implemented, failed, rolled_back or closed.
     #[serde(default)]
     pub status: Option<CrStatus>,
     /// Progress note.
@@ -348,7 +348,7 @@ async fn update(app: Arc<App>, actor: Actor, input: UpdateChangeRequest) -> Resu
     Ok(ChangeResult { change_request, replayed: false })
 }
 
-/// List change requests, newest first: by status, type, affected control, requester, awaiting a decision, or overdue (emergency retrospective approval, post-implementation review).
+/// List change requests, newest first; page with cursor.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListChangeRequests {
@@ -370,7 +370,7 @@ pub struct ListChangeRequests {
     /// Only those overdue for retrospective approval or review.
     #[serde(default)]
     pub overdue: bool,
-    /// `next_cursor` of the previous page.
+    /// next_cursor of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
     /// Page size, 1-200 (default 50).

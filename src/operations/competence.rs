@@ -30,7 +30,7 @@ pub(super) fn operations() -> Vec<Operation> {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequiredCompetency {
-    /// Name, e.g. "secure coding".
+    /// Name, e.g. secure coding.
     pub name: String,
     /// What it means in practice.
     #[serde(default)]
@@ -86,28 +86,28 @@ async fn set_requirements(app: Arc<App>, actor: Actor, input: SetRequirements) -
     Ok(RequirementsSet { requirements })
 }
 
-/// Record evidence of an actor's competence (7.2 d): training, certification, assessment, experience or an agent profile, checked by someone else.
+/// Record evidence of an actor's competence (7.2 d), checked by someone else.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordCompetence {
     /// Whose competence (a registered actor).
     pub actor: String,
-    /// The competency, e.g. "secure coding".
+    /// Competency, e.g. secure coding.
     pub competency: String,
     /// Kind of evidence.
     pub evidence_type: EvidenceType,
-    /// Where the evidence is: certificate id, course record, profile path.
+    /// Certificate id, course record or profile path.
     pub evidence_ref: String,
     /// Who checked it (not the actor); default: you.
     #[serde(default)]
     pub assessed_by: Option<String>,
-    /// YYYY-MM-DD when it expires; omit if it does not.
+    /// Expiry, YYYY-MM-DD; omit if none.
     #[serde(default)]
     pub valid_until: Option<String>,
     /// Notes.
     #[serde(default)]
     pub notes: Option<String>,
-    /// The action taken to close a gap that led to this evidence (7.2 c).
+    /// Action taken on a gap that led to this evidence (7.2 c).
     #[serde(default)]
     pub gap_action: Option<String>,
 }
@@ -170,7 +170,7 @@ async fn record_competence(app: Arc<App>, actor: Actor, input: RecordCompetence)
     Ok(CompetenceRecorded { record, gaps })
 }
 
-/// List competence gaps (7.2): required for the actor's role but missing or expired, with actions taken; and gaps that actions closed.
+/// List competence gaps (7.2): required competencies missing or expired, with actions taken; and gaps actions closed.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListGaps {

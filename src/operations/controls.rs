@@ -20,29 +20,29 @@ pub(super) fn operations() -> Vec<Operation> {
     vec![Operation::new("query_controls", Effect::Read, Access::Everyone, query_controls)]
 }
 
-/// Find ISO 27001:2022 Annex A controls by ref or prefix, theme, 27002 attribute, SOC 2 criterion, free text or SoA state; best match first, each with its SoA entry.
+/// Find ISO 27001:2022 Annex A controls, best match first, each with its SoA entry.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryControls {
-    /// Control ref or prefix: "A.8.28", "A.8".
+    /// Control or prefix, e.g. A.8.28, A.8.
     #[serde(default, rename = "ref")]
     pub reference: Option<String>,
     /// Only this theme.
     #[serde(default)]
     pub theme: Option<Theme>,
-    /// Attribute: preventive|detective|corrective, confidentiality|integrity|availability, identify|protect|detect|respond|recover.
+    /// 27002 attribute: preventive|detective|corrective, confidentiality|integrity|availability, identify|protect|detect|respond|recover.
     #[serde(default)]
     pub attribute: Option<String>,
-    /// SOC 2 criterion, e.g. "CC8.1".
+    /// SOC 2 criterion, e.g. CC8.1.
     #[serde(default)]
     pub soc2: Option<String>,
-    /// Words describing the work, e.g. "secure coding review".
+    /// Free text, e.g. secure coding review.
     #[serde(default)]
     pub text: Option<String>,
-    /// Only applicable (true) or excluded (false) controls.
+    /// true: only applicable; false: only excluded.
     #[serde(default)]
     pub applicable: Option<bool>,
-    /// Only controls the SoA has not decided yet.
+    /// Only those the SoA has not decided.
     #[serde(default)]
     pub undecided: bool,
     /// Only this implementation status.
@@ -54,10 +54,10 @@ pub struct QueryControls {
     /// Only applicable controls tied to no risk or requirement.
     #[serde(default)]
     pub untraceable: bool,
-    /// Only controls treating this risk, e.g. "RISK-4".
+    /// Only controls treating this risk, e.g. RISK-4.
     #[serde(default)]
     pub risk: Option<String>,
-    /// Most controls returned, 1-93 (default 10).
+    /// How many at most, 1-93 (default 10).
     #[serde(default)]
     pub limit: Option<u32>,
 }

@@ -75,34 +75,34 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// Record the 10.2 b) analysis of a nonconformity: correction (if not given at logging), root cause, each similar nonconformity confirmed or dismissed, and whether corrective action is needed.
+/// Record the analysis of a nonconformity (10.2 b): root cause, similar ones, whether corrective action is needed.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordAnalysis {
-    /// Nonconformity, e.g. "NC-12".
+    /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
-    /// Correction or containment done (10.2 a); required if none is on record.
+    /// Correction or containment (10.2 a); required if none on record.
     #[serde(default)]
     pub correction: Option<String>,
     /// Consequences and how they were dealt with.
     #[serde(default)]
     pub consequences: Option<String>,
-    /// Method, e.g. "5 whys", "fishbone".
+    /// Analysis method, e.g. 5 whys.
     pub method: String,
     /// The root cause found.
     pub root_cause: String,
-    /// Every similar nonconformity the server proposes, confirmed or dismissed; add others you know.
+    /// Each similar one the server proposed, confirmed or dismissed; add others.
     #[serde(default)]
     pub similar: Vec<SimilarDecision>,
     /// Where else the same could occur and what was checked.
     #[serde(default)]
     pub similar_note: Option<String>,
-    /// Whether corrective action on the cause is needed (always for major).
+    /// Corrective action needed on the cause (always for major).
     pub action_needed: bool,
-    /// Why no action is needed; required when action_needed is false.
+    /// Why no action; required when action_needed is false.
     #[serde(default)]
     pub justification: Option<String>,
 }
@@ -204,23 +204,23 @@ async fn record_analysis(app: Arc<App>, actor: Actor, input: RecordAnalysis) -> 
     Ok(NcProgress::from(&nc))
 }
 
-/// Plan a corrective action (CA-n) on the cause of an analysed nonconformity (10.2 c): what, who, by when.
+/// Plan a corrective action CA-n on the cause of an analysed nonconformity (10.2 c).
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanAction {
-    /// Nonconformity, e.g. "NC-12".
+    /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
     /// What will be done to remove the cause.
     pub description: String,
     /// Registered actor who carries it out.
     pub owner: String,
-    /// YYYY-MM-DD, not after the nonconformity's due date; default: that date.
+    /// YYYY-MM-DD, not after the nonconformity's due date (the default).
     #[serde(default)]
     pub due_date: Option<String>,
-    /// Retry key: resending the same call with it returns the first result, no duplicate.
+    /// Retry key: a repeat returns the first result.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -296,21 +296,21 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
     Ok(ActionPlanned { action, nonconformity: NcProgress::from(&nc), replayed: false })
 }
 
-/// Record progress on a corrective action, or finish it with evidence; the owner or an ISMS manager only.
+/// Record progress on a corrective action or finish it; its owner or an ISMS manager only.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAction {
-    /// Corrective action, e.g. "CA-7".
+    /// Corrective action, e.g. CA-7.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
     /// New status.
     pub status: CaStatus,
     /// What was done so far.
     #[serde(default)]
     pub progress: Option<String>,
-    /// Evidence refs (commits, tickets, documents); required for done.
+    /// Commits, tickets, documents; required for done.
     #[serde(default)]
     pub evidence: Vec<String>,
 }
@@ -391,18 +391,18 @@ async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Resu
     Ok(ActionUpdated { action, nonconformity: NcProgress::from(&nc) })
 }
 
-/// Review whether a nonconformity's corrective actions worked (10.2 d), by someone who owns none of them; not_effective reopens it for new action.
+/// Review whether a nonconformity's corrective actions worked (10.2 d), by someone who owns none of them.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewEffectiveness {
-    /// Nonconformity, e.g. "NC-12".
+    /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
-    /// effective | not_effective.
+    /// not_effective reopens it for new action.
     pub result: Effectiveness,
-    /// What was checked: refs to scans, samples, audits.
+    /// What was checked: scans, samples, audits.
     #[serde(default)]
     pub evidence: Vec<String>,
     /// Findings of the review.
@@ -441,14 +441,14 @@ async fn review_effectiveness(app: Arc<App>, actor: Actor, input: ReviewEffectiv
     Ok(NcProgress::from(&nc))
 }
 
-/// Close a nonconformity (10.2 e) once its actions are verified effective, or its analysis found no action needed; note the ISMS changes made.
+/// Close a nonconformity (10.2 e) once its actions are verified effective, or its analysis found no action needed.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseNonconformity {
-    /// Nonconformity, e.g. "NC-12".
+    /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
     /// ISMS changes made (policies, procedures, controls, SoA), or "none".
     pub isms_changes: String,

@@ -30,13 +30,13 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Record or change an entry of the context register: the ISMS scope (4.3), internal or external issues (4.1), interested parties with their expectations and feedback (4.2); dated for management review.
+/// Record or change a context register entry: ISMS scope (4.3), internal or external issue (4.1), interested party (4.2); dated for management review.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordContext {
-    /// scope | internal_issue | external_issue | interested_party.
+    /// Kind of entry.
     pub kind: ContextKind,
-    /// Name, unique per kind, e.g. "Clients".
+    /// Name, unique per kind, e.g. Clients.
     pub name: String,
     /// What it is.
     pub description: String,
@@ -89,11 +89,11 @@ async fn record_context(app: Arc<App>, actor: Actor, input: RecordContext) -> Re
     Ok(ContextRecorded { item })
 }
 
-/// Compute the management review inputs of ISO 27001 9.3.2 a)-g) from the records for a period (default: since the last review, or 90 days), each with the refs it came from (nonconformity lists: the newest 100, with totals).
+/// Compute the management review inputs (9.3.2 a-g) for a period, each with the refs it came from; nonconformity lists hold the newest 100, with totals.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetInputs {
-    /// Start of the period, YYYY-MM-DD.
+    /// Period start, YYYY-MM-DD; default: the last review, or 90 days ago.
     #[serde(default)]
     pub since: Option<String>,
 }
@@ -422,7 +422,7 @@ pub struct NewReviewAction {
     pub due_date: String,
 }
 
-/// Record a management review (9.3.3): date, attendees, the inputs considered (computed and frozen now), decisions on improvement and ISMS changes, and actions with owner and due date, tracked until done.
+/// Record a management review MR-n (9.3.3): its inputs are computed and frozen now, its actions tracked until done.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordReview {
@@ -505,11 +505,11 @@ async fn record_review(app: Arc<App>, actor: Actor, input: RecordReview) -> Resu
     Ok(ReviewRecorded { reference, actions })
 }
 
-/// Mark an action of a management review done (its owner or an ISMS manager); the next review sees it under a).
+/// Mark a management review action done (its owner or an ISMS manager).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteAction {
-    /// The action, e.g. "MR-2.1".
+    /// Action, e.g. MR-2.1.
     #[serde(rename = "ref")]
     pub reference: String,
     /// What was done.
@@ -567,7 +567,7 @@ async fn complete_action(app: Arc<App>, actor: Actor, input: CompleteAction) -> 
     Ok(ActionCompleted { action })
 }
 
-/// Check readiness for the Stage 1 certification audit: scope, policy, risk method, assessment and treatment, complete SoA, internal audit, management review, mandatory documented information; each with its gap and the tool that closes it.
+/// Check readiness for the Stage 1 certification audit: each mandatory item with its gap and the tool that closes it.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckReadiness {}

@@ -25,28 +25,28 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Log a nonconformity (ISO 27001 10.2): a requirement, policy or control not met. Returns its ref (NC-n), status, due date, similar earlier ones and the next step.
+/// Log a nonconformity (10.2): a requirement, policy or control not met. Returns NC-n, similar earlier ones and the next step.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogNonconformity {
     /// One-line summary.
     pub title: String,
-    /// What was found, where, and which requirement it breaks.
+    /// What was found and which requirement it breaks.
     pub description: String,
     /// major: requirement not met; minor: single lapse; observation: weakness.
     pub severity: Severity,
-    /// Where it was found.
+    /// How it was found.
     pub source: Source,
-    /// Clauses not met, e.g. ["8.1"].
+    /// Clauses not met, e.g. 8.1.
     #[serde(default)]
     pub clauses: Vec<String>,
-    /// Annex A controls not met, e.g. ["A.8.28"].
+    /// Annex A controls not met, e.g. A.8.28.
     #[serde(default)]
     pub controls: Vec<String>,
-    /// System, repository, process or session where it was found.
+    /// System, repository, process or session.
     #[serde(default)]
     pub detected_in: Option<String>,
-    /// Evidence refs: paths, URLs, commit ids.
+    /// Paths, URLs, commit ids.
     #[serde(default)]
     pub evidence: Vec<String>,
     /// Correction or containment already done (10.2 a).
@@ -55,7 +55,7 @@ pub struct LogNonconformity {
     /// YYYY-MM-DD. Default: major +90 days, minor +365, observation none.
     #[serde(default)]
     pub due_date: Option<String>,
-    /// Retry key: resending the same call with it returns the first result, no duplicate.
+    /// Retry key: a repeat returns the first result.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -233,7 +233,7 @@ pub(crate) async fn similar_candidates(app: &App, nc: &Nonconformity) -> Result<
 /// Most items one page of a list returns.
 pub const MAX_PAGE: u32 = 200;
 
-/// List nonconformities, newest first, filtered; page with `cursor`.
+/// List nonconformities, newest first; page with cursor.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListNonconformities {
@@ -246,19 +246,19 @@ pub struct ListNonconformities {
     /// Only this source.
     #[serde(default)]
     pub source: Option<Source>,
-    /// Only those citing this Annex A control, e.g. "A.8.28".
+    /// Only those citing this control, e.g. A.8.28.
     #[serde(default)]
     pub control: Option<String>,
-    /// Only open ones past their due date or with an action past due.
+    /// Only open ones past due, or with an action past due.
     #[serde(default)]
     pub overdue: bool,
-    /// Only those whose actions are done, awaiting review_effectiveness.
+    /// Only those with actions done, awaiting review_effectiveness.
     #[serde(default)]
     pub awaiting_review: bool,
     /// Text in title or description (case-insensitive).
     #[serde(default)]
     pub text: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// next_cursor of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
     /// Page size, 1-200 (default 50).
@@ -276,7 +276,7 @@ pub struct NonconformitySummary {
     pub title: String,
     /// Grading.
     pub severity: Severity,
-    /// Where it was found.
+    /// How it was found.
     pub source: Source,
     /// Where it stands in 10.2.
     pub status: NcStatus,

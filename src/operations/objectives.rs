@@ -27,7 +27,7 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Define an information security objective (6.2): statement, metric, target and comparator, unit, frequency, owner; or one the server computes from its records.
+/// Define an information security objective OBJ-n (6.2).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DefineObjective {
@@ -39,13 +39,13 @@ pub struct DefineObjective {
     pub target: f64,
     /// at_least | at_most | equal.
     pub comparator: Comparator,
-    /// Unit, e.g. "%".
+    /// Unit, e.g. %.
     pub unit: String,
     /// How often it is measured.
     pub frequency: Frequency,
     /// Registered actor who owns it.
     pub owner: String,
-    /// Let the server compute it: agent_awareness_share | major_actions_on_time (both %).
+    /// Computed by the server from its records (both in %).
     #[serde(default)]
     pub computed: Option<ComputedMetric>,
 }
@@ -85,20 +85,20 @@ async fn define_objective(app: Arc<App>, actor: Actor, input: DefineObjective) -
     Ok(ObjectiveResult { objective })
 }
 
-/// Record a measurement of an objective (9.1); for a computed objective omit value and the server computes it from its records now.
+/// Record a measurement of an objective (9.1).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordMeasurement {
-    /// Objective, e.g. "OBJ-2".
+    /// Objective, e.g. OBJ-2.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// The measured value; omit for a computed objective.
+    /// Omit for a computed objective: the server computes it now.
     #[serde(default)]
     pub value: Option<f64>,
-    /// The period it covers, e.g. "2026-11"; default today.
+    /// Period covered, e.g. 2026-11; default today.
     #[serde(default)]
     pub period: Option<String>,
-    /// Where it comes from, e.g. "trivy weekly scan".
+    /// Where it comes from, e.g. trivy weekly scan.
     #[serde(default)]
     pub source: Option<String>,
 }

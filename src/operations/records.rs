@@ -21,11 +21,11 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Get any record by ref (NC-12, CA-7, RISK-4, SOA-2, or a control A.8.28 with its SoA entry) with its full history from the audit trail.
+/// Get any record by ref, with its full history from the audit trail.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetRecord {
-    /// Record reference, e.g. "NC-12", "RISK-4", "A.8.28".
+    /// NC-12, CA-7, CR-3, RISK-4, AUD-1, MR-1, OBJ-2, SOA-2, or a control A.8.28 (with its SoA entry).
     #[serde(rename = "ref")]
     pub reference: String,
 }
@@ -161,7 +161,7 @@ pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<Recor
     Ok(RecordWithHistory { reference: r.to_string(), kind: r.kind.name().to_owned(), record, history })
 }
 
-/// Verify the tamper-evident audit trail: walks the SHA-256 chain and reports the first broken entry, if any.
+/// Verify the audit trail's SHA-256 hash chain; reports the first broken entry, if any.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyAuditTrail {}

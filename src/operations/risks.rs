@@ -23,7 +23,7 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Register a risk (6.1.2): asset, threat, vulnerability, C/I/A, likelihood and impact 1-5, owner, treatment and the controls that treat it.
+/// Register a risk RISK-n (6.1.2); the server computes its score and level.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRisk {
@@ -33,7 +33,7 @@ pub struct RegisterRisk {
     pub asset: String,
     /// What could happen.
     pub threat: String,
-    /// The weakness it would exploit.
+    /// Weakness it would exploit.
     pub vulnerability: String,
     /// Properties threatened (at least one).
     pub properties: Vec<Property>,
@@ -41,14 +41,14 @@ pub struct RegisterRisk {
     pub likelihood: i64,
     /// 1 negligible .. 5 severe.
     pub impact: i64,
-    /// Registered actor who owns the risk.
+    /// Registered actor who owns it.
     pub owner: String,
-    /// mitigate (needs controls) | accept | avoid | transfer.
+    /// Treatment (6.1.3 a); mitigate needs controls.
     pub treatment: Treatment,
     /// How it will be treated.
     #[serde(default)]
     pub treatment_plan: Option<String>,
-    /// Annex A controls that treat it, e.g. ["A.8.12"].
+    /// Annex A controls that treat it, e.g. A.8.12.
     #[serde(default)]
     pub controls: Vec<String>,
     /// Likelihood after treatment, 1-5.
@@ -57,7 +57,7 @@ pub struct RegisterRisk {
     /// Impact after treatment, 1-5.
     #[serde(default)]
     pub residual_impact: Option<i64>,
-    /// Retry key: resending the same call with it returns the first result, no duplicate.
+    /// Retry key: a repeat returns the first result.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }
@@ -165,14 +165,14 @@ fn assessment(f: &RiskFields) -> Assessment {
     }
 }
 
-/// Reassess or change a risk (owner or ISMS manager); fields given replace, others stay. accept_residual records the owner's acceptance of the residual risk.
+/// Reassess or change a risk (its owner or an ISMS manager); given fields replace, others stay. A reassessment voids an earlier acceptance.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRisk {
-    /// Risk, e.g. "RISK-4".
+    /// Risk, e.g. RISK-4.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Its version as last read.
+    /// Version as last read.
     pub version: i64,
     /// Short name.
     #[serde(default)]
@@ -210,7 +210,7 @@ pub struct UpdateRisk {
     /// Residual impact 1-5.
     #[serde(default)]
     pub residual_impact: Option<i64>,
-    /// Accept the residual risk (risk owner or ISMS manager; 6.1.3 f).
+    /// Accept the residual risk (6.1.3 f).
     #[serde(default)]
     pub accept_residual: bool,
 }

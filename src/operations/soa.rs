@@ -29,13 +29,13 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Decide a control's SoA entry: applicable or not, why (an exclusion cites the risk assessment), status, how, owner, dated evidence, linked risks.
+/// Decide a control's SoA entry (6.1.3 d); an exclusion must cite the risk assessment (risks or risk_assessment).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSoaEntry {
-    /// Annex A control, e.g. "A.8.28".
+    /// Annex A control, e.g. A.8.28.
     pub control: String,
-    /// The entry's version as last read; 0 while undecided.
+    /// Version as last read; 0 while undecided.
     pub version: i64,
     /// Whether the control applies.
     pub applicable: bool,
@@ -50,7 +50,7 @@ pub struct UpdateSoaEntry {
     /// Who owns the control.
     #[serde(default)]
     pub owner: Option<String>,
-    /// Evidence with dates; replaces the list.
+    /// Dated evidence; replaces the list.
     #[serde(default)]
     pub evidence: Vec<Evidence>,
     /// Legal, contractual or business requirement that includes it.
@@ -59,7 +59,7 @@ pub struct UpdateSoaEntry {
     /// For an exclusion: what the risk assessment found.
     #[serde(default)]
     pub risk_assessment: Option<String>,
-    /// Risks it treats, e.g. ["RISK-4"]; replaces the links; omit to keep them.
+    /// Risks it treats, e.g. RISK-4; replaces the links; omit to keep them.
     #[serde(default)]
     pub risks: Option<Vec<String>>,
 }
@@ -194,11 +194,11 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
     Ok(SoaEntryResult { entry })
 }
 
-/// Approve the SoA as it stands (ISMS manager): freezes a numbered, dated, immutable version (SOA-n) of all 93 entries; later edits make a new draft.
+/// Approve the SoA as it stands (ISMS manager): freezes all 93 entries as a dated, immutable version SOA-n; later edits make a new draft.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveSoa {
-    /// The draft_hash export_soa showed for the draft you reviewed.
+    /// draft_hash of the export_soa you reviewed.
     pub draft_hash: String,
     /// Approval note, e.g. the review it came from.
     #[serde(default)]
@@ -272,13 +272,13 @@ pub enum SoaFormat {
     Markdown,
 }
 
-/// Export the SoA with its approval header: the current draft, or an approved version.
+/// Export the SoA with its approval header.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportSoa {
-    /// csv | markdown.
+    /// Output format.
     pub format: SoaFormat,
-    /// Approved version number; omit for the SoA as it stands now.
+    /// Approved version number; omit for the SoA as it stands.
     #[serde(default)]
     pub version: Option<i64>,
 }
