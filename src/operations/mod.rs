@@ -175,25 +175,20 @@ fn compact_input(value: &mut Value, top_level: bool) {
     }
 }
 
-/// Cuts an output schema to its top level: each field with its JSON type(s), and which are
-/// always present. Clients can validate a result against it; the nested shapes are
+/// Cuts an output schema to the names of its top-level fields: `required` lists those always
+/// present, `properties` names the others (with no constraint). Any result is an object of
+/// these fields, so clients can still validate against it; the types and nested shapes are
 /// self-describing in the results, and spelling them out would cost every agent thousands of
 /// tokens of context for little use.
 fn compact_output(map: &mut Map<String, Value>) {
     map.retain(|k, _| matches!(k.as_str(), "type" | "properties" | "required"));
+    let required: Vec<Value> = map.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
     if let Some(Value::Object(props)) = map.get_mut("properties") {
-        for prop in props.values_mut() {
-            let string_constants = prop
-                .get("oneOf")
-                .and_then(Value::as_array)
-                .is_some_and(|variants| variants.iter().all(|v| v.get("const").is_some_and(Value::is_string)));
-            let shallow = match prop.get("type") {
-                Some(t) => serde_json::json!({ "type": t }),
-                None if string_constants => serde_json::json!({ "type": "string" }),
-                None => serde_json::json!({}),
-            };
-            *prop = shallow;
-        }
+        props.retain(|name, _| !required.iter().any(|r| r == name.as_str()));
+        props.values_mut().for_each(|p| *p = Value::Object(Map::new()));
+    }
+    if map.get("properties").and_then(Value::as_object).is_some_and(Map::is_empty) {
+        map.remove("properties");
     }
 }
 
@@ -369,14 +364,18 @@ mod tests {
         assert!(list["status"]["description"].as_str().is_some_and(|d| d.starts_with("Only")), "the field's own");
         assert!(list["overdue"].get("default").is_none(), "no false default");
         assert!(list["limit"].get("minimum").is_none(), "no unsigned minimum");
-        let similar = &op.output_schema["properties"]["similar"];
-        assert_eq!(similar, &serde_json::json!({"type": "array"}), "output fields carry their type only");
+        let output = serde_json::Value::Object((*op.output_schema).clone());
         assert_eq!(
-            op.output_schema["properties"]["status"],
-            serde_json::json!({"type": "string"}),
-            "an enum is a string"
+            output,
+            serde_json::json!({
+                "type": "object",
+                "required": ["ref", "status", "version", "similar", "recurrence_of", "replayed"],
+                "properties": {"due_date": {}, "next_step": {}},
+            }),
+            "output schemas name the fields: those always present as required, the others as properties"
         );
-        assert!(op.output_schema["required"].as_array().unwrap().contains(&serde_json::json!("ref")));
+        let always = registry.get("get_record").unwrap();
+        assert!(always.output_schema.get("properties").is_none(), "no empty properties");
     }
 
     #[test]
