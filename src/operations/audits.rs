@@ -49,7 +49,7 @@ pub struct RecordAudit {
     /// A planned audit to complete, e.g. AUD-2; omit to create one.
     #[serde(default, rename = "ref")]
     pub reference: Option<String>,
-    /// Its version as last read (with ref).
+    /// As last read; required with ref.
     #[serde(default)]
     pub version: Option<i64>,
     /// Scope (new audits).

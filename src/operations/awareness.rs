@@ -190,7 +190,7 @@ async fn acknowledge_policy(app: Arc<App>, actor: Actor, input: AcknowledgePolic
     Ok(Acknowledged { policy_id: id, version, already: !new, pending: status })
 }
 
-/// Check whether an actor (default: you) has acknowledged every current policy binding its role; lists what is pending.
+/// Check whether an actor (default: you) has acknowledged every current policy binding its role (7.3).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckAwareness {

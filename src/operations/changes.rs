@@ -38,9 +38,9 @@ pub struct RaiseChangeRequest {
     pub description: String,
     /// Why.
     pub purpose: String,
-    /// Expected consequences, including on security.
+    /// Expected, including on security.
     pub consequences: String,
-    /// standard: pre-approved; normal: approval first; emergency: may start at once, approved afterwards.
+    /// standard: pre-approved; emergency: may start before approval.
     #[serde(rename = "type")]
     pub kind: ChangeType,
     /// Annex A controls affected, e.g. A.8.13.
@@ -49,10 +49,10 @@ pub struct RaiseChangeRequest {
     /// Assets or systems affected.
     #[serde(default)]
     pub assets: Vec<String>,
-    /// Effect on the ISMS scope.
+    /// On the ISMS scope.
     #[serde(default)]
     pub scope_impact: Option<String>,
-    /// Effect on risks.
+    /// On risks.
     #[serde(default)]
     pub risk_impact: Option<String>,
     /// Risks affected, e.g. RISK-4.
@@ -62,10 +62,10 @@ pub struct RaiseChangeRequest {
     pub implementation_plan: String,
     /// How it will be undone.
     pub rollback_plan: String,
-    /// Planned start, YYYY-MM-DD.
+    /// YYYY-MM-DD.
     #[serde(default)]
     pub window_start: Option<String>,
-    /// Planned end, YYYY-MM-DD.
+    /// YYYY-MM-DD.
     #[serde(default)]
     pub window_end: Option<String>,
     /// Nonconformity it serves, e.g. NC-3.
@@ -251,7 +251,7 @@ pub struct DecideChangeRequest {
     /// Change request, e.g. CR-3.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// approve | reject.
     pub decision: Decision,
@@ -289,7 +289,7 @@ pub struct UpdateChangeRequest {
     /// Change request, e.g. CR-3.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// New status: implementing, implemented, failed, rolled_back or closed.
     #[serde(default)]

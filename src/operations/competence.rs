@@ -107,7 +107,7 @@ pub struct RecordCompetence {
     /// Notes.
     #[serde(default)]
     pub notes: Option<String>,
-    /// Action taken on a gap that led to this evidence (7.2 c).
+    /// Action on a gap that led to it (7.2 c).
     #[serde(default)]
     pub gap_action: Option<String>,
 }
@@ -170,7 +170,7 @@ async fn record_competence(app: Arc<App>, actor: Actor, input: RecordCompetence)
     Ok(CompetenceRecorded { record, gaps })
 }
 
-/// List competence gaps (7.2): required competencies missing or expired, with actions taken; and gaps actions closed.
+/// List competence gaps (7.2): required competencies missing or expired, with actions taken, and gaps actions closed.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListGaps {

@@ -30,7 +30,7 @@ pub struct QueryControls {
     /// Only this theme.
     #[serde(default)]
     pub theme: Option<Theme>,
-    /// 27002 attribute: preventive|detective|corrective, confidentiality|integrity|availability, identify|protect|detect|respond|recover.
+    /// Per 27002: preventive|detective|corrective, confidentiality|integrity|availability, identify|protect|detect|respond|recover.
     #[serde(default)]
     pub attribute: Option<String>,
     /// SOC 2 criterion, e.g. CC8.1.
@@ -42,7 +42,7 @@ pub struct QueryControls {
     /// true: only applicable; false: only excluded.
     #[serde(default)]
     pub applicable: Option<bool>,
-    /// Only those the SoA has not decided.
+    /// Only those not decided in the SoA.
     #[serde(default)]
     pub undecided: bool,
     /// Only this implementation status.

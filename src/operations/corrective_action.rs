@@ -75,14 +75,14 @@ fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
     serde_json::to_value(value).map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// Record the analysis of a nonconformity (10.2 b): root cause, similar ones, whether corrective action is needed.
+/// Record a nonconformity's analysis (10.2 b).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordAnalysis {
     /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// Correction or containment (10.2 a); required if none on record.
     #[serde(default)]
@@ -94,7 +94,7 @@ pub struct RecordAnalysis {
     pub method: String,
     /// The root cause found.
     pub root_cause: String,
-    /// Each similar one the server proposed, confirmed or dismissed; add others.
+    /// Each similar one proposed, confirmed or dismissed; add others.
     #[serde(default)]
     pub similar: Vec<SimilarDecision>,
     /// Where else the same could occur and what was checked.
@@ -211,7 +211,7 @@ pub struct PlanAction {
     /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// What will be done to remove the cause.
     pub description: String,
@@ -303,7 +303,7 @@ pub struct UpdateAction {
     /// Corrective action, e.g. CA-7.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// New status.
     pub status: CaStatus,
@@ -398,7 +398,7 @@ pub struct ReviewEffectiveness {
     /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// not_effective reopens it for new action.
     pub result: Effectiveness,
@@ -448,7 +448,7 @@ pub struct CloseNonconformity {
     /// Nonconformity, e.g. NC-12.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// ISMS changes made (policies, procedures, controls, SoA), or "none".
     pub isms_changes: String,

@@ -89,11 +89,11 @@ async fn record_context(app: Arc<App>, actor: Actor, input: RecordContext) -> Re
     Ok(ContextRecorded { item })
 }
 
-/// Compute the management review inputs (9.3.2 a-g) for a period, each with the refs it came from; nonconformity lists hold the newest 100, with totals.
+/// Compute the management review inputs (9.3.2 a-g) for a period, with source refs; nonconformity lists hold the newest 100, with totals.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetInputs {
-    /// Period start, YYYY-MM-DD; default: the last review, or 90 days ago.
+    /// YYYY-MM-DD; default: the last review, or 90 days ago.
     #[serde(default)]
     pub since: Option<String>,
 }
@@ -567,7 +567,7 @@ async fn complete_action(app: Arc<App>, actor: Actor, input: CompleteAction) -> 
     Ok(ActionCompleted { action })
 }
 
-/// Check readiness for the Stage 1 certification audit: each mandatory item with its gap and the tool that closes it.
+/// Check readiness for the Stage 1 certification audit: each gap with the tool that closes it.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckReadiness {}

@@ -25,7 +25,7 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Log a nonconformity (10.2): a requirement, policy or control not met. Returns NC-n, similar earlier ones and the next step.
+/// Log a nonconformity NC-n (10.2): a requirement, policy or control not met.
 #[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogNonconformity {
@@ -252,10 +252,10 @@ pub struct ListNonconformities {
     /// Only open ones past due, or with an action past due.
     #[serde(default)]
     pub overdue: bool,
-    /// Only those with actions done, awaiting review_effectiveness.
+    /// Only those awaiting review_effectiveness.
     #[serde(default)]
     pub awaiting_review: bool,
-    /// Text in title or description (case-insensitive).
+    /// In title or description, case-insensitive.
     #[serde(default)]
     pub text: Option<String>,
     /// next_cursor of the previous page.

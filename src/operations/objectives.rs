@@ -92,7 +92,7 @@ pub struct RecordMeasurement {
     /// Objective, e.g. OBJ-2.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Omit for a computed objective: the server computes it now.
+    /// Omit for a computed objective: the server computes it.
     #[serde(default)]
     pub value: Option<f64>,
     /// Period covered, e.g. 2026-11; default today.

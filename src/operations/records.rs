@@ -21,11 +21,11 @@ pub(super) fn operations() -> Vec<Operation> {
     ]
 }
 
-/// Get any record by ref, with its full history from the audit trail.
+/// Get any record by ref, with its audit-trail history.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetRecord {
-    /// NC-12, CA-7, CR-3, RISK-4, AUD-1, MR-1, OBJ-2, SOA-2, or a control A.8.28 (with its SoA entry).
+    /// NC-12, CA-7, CR-3, RISK-4, AUD-1, MR-1, OBJ-2, SOA-2, or a control A.8.28.
     #[serde(rename = "ref")]
     pub reference: String,
 }

@@ -51,10 +51,10 @@ pub struct RegisterRisk {
     /// Annex A controls that treat it, e.g. A.8.12.
     #[serde(default)]
     pub controls: Vec<String>,
-    /// Likelihood after treatment, 1-5.
+    /// After treatment, 1-5.
     #[serde(default)]
     pub residual_likelihood: Option<i64>,
-    /// Impact after treatment, 1-5.
+    /// After treatment, 1-5.
     #[serde(default)]
     pub residual_impact: Option<i64>,
     /// Retry key: a repeat returns the first result.
@@ -172,7 +172,7 @@ pub struct UpdateRisk {
     /// Risk, e.g. RISK-4.
     #[serde(rename = "ref")]
     pub reference: String,
-    /// Version as last read.
+    /// As last read.
     pub version: i64,
     /// Short name.
     #[serde(default)]
@@ -204,10 +204,10 @@ pub struct UpdateRisk {
     /// Controls that treat it; replaces the list.
     #[serde(default)]
     pub controls: Option<Vec<String>>,
-    /// Residual likelihood 1-5.
+    /// 1-5.
     #[serde(default)]
     pub residual_likelihood: Option<i64>,
-    /// Residual impact 1-5.
+    /// 1-5.
     #[serde(default)]
     pub residual_impact: Option<i64>,
     /// Accept the residual risk (6.1.3 f).

@@ -35,7 +35,7 @@ pub(super) fn operations() -> Vec<Operation> {
 pub struct UpdateSoaEntry {
     /// Annex A control, e.g. A.8.28.
     pub control: String,
-    /// Version as last read; 0 while undecided.
+    /// As last read; 0 while undecided.
     pub version: i64,
     /// Whether the control applies.
     pub applicable: bool,
@@ -53,13 +53,13 @@ pub struct UpdateSoaEntry {
     /// Dated evidence; replaces the list.
     #[serde(default)]
     pub evidence: Vec<Evidence>,
-    /// Legal, contractual or business requirement that includes it.
+    /// Legal, contractual or business requirement for it.
     #[serde(default)]
     pub requirement: Option<String>,
     /// For an exclusion: what the risk assessment found.
     #[serde(default)]
     pub risk_assessment: Option<String>,
-    /// Risks it treats, e.g. RISK-4; replaces the links; omit to keep them.
+    /// Risks it treats, e.g. RISK-4; replaces the links if given.
     #[serde(default)]
     pub risks: Option<Vec<String>>,
 }
@@ -278,7 +278,7 @@ pub enum SoaFormat {
 pub struct ExportSoa {
     /// Output format.
     pub format: SoaFormat,
-    /// Approved version number; omit for the SoA as it stands.
+    /// Approved version; omit for the SoA as it stands.
     #[serde(default)]
     pub version: Option<i64>,
 }
