@@ -27,13 +27,24 @@ pub struct EntryFields<'a> {
 /// The hex SHA-256 of an entry chained to `prev_hash`. Each field is length-prefixed so no
 /// two different entries encode alike.
 pub fn entry_hash(prev_hash: &str, e: &EntryFields<'_>) -> String {
+    hex::encode(digest(prev_hash, e))
+}
+
+/// SHA-256 over each part, length-prefixed, so no two entries hash the same input.
+fn digest(prev_hash: &str, e: &EntryFields<'_>) -> [u8; 32] {
     let mut h = Sha256::new();
     let seq = e.seq.to_string();
     for part in [prev_hash, &seq, e.at, e.actor, e.operation, e.record_ref, e.detail] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    hex::encode(h.finalize())
+    h.finalize().into()
+}
+
+/// Whether `hash` is [`entry_hash`] of the entry (compared without allocating).
+fn hash_matches(prev_hash: &str, e: &EntryFields<'_>, hash: &str) -> bool {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest(prev_hash, e), &mut hex).is_ok() && hex == hash.as_bytes()
 }
 
 /// Why the chain is broken at an entry.
@@ -94,7 +105,7 @@ impl ChainWalk {
         if prev_hash != self.prev_hash {
             return Err(Break::Link);
         }
-        if entry_hash(prev_hash, e) != hash {
+        if !hash_matches(prev_hash, e, hash) {
             return Err(Break::Content);
         }
         self.expected_seq += 1;

@@ -132,49 +132,117 @@ impl Store {
 
     /// Checks entries `lo..=hi`, starting from the stored hash of entry `lo - 1`. Entries
     /// missing at the end are a gap unless this is the `last` segment (then the caller
-    /// compares with the head).
+    /// compares with the head). An SQLite file is read natively on a blocking thread (sqlx
+    /// would hand each row over from its worker thread, which costs more than hashing it).
     async fn walk_segment(&self, lo: i64, hi: i64, last: bool) -> Result<Segment> {
-        let mut walk = if lo == 1 {
-            ChainWalk::default()
-        } else {
-            let before: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
-                .bind(lo - 1)
-                .fetch_optional(self.pool())
-                .await?;
-            // A missing predecessor is a gap the previous segment reports first.
-            ChainWalk::resume(lo, before.as_deref().unwrap_or_default())
+        if let Some(file) = self.sqlite_file.clone() {
+            return tokio::task::spawn_blocking(move || walk_sqlite_segment(&file, lo, hi, last))
+                .await
+                .map_err(|e| Error::Internal(format!("chain walk: {e}")))?;
+        }
+        let before: Option<String> = match lo {
+            1 => None,
+            _ => {
+                sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+                    .bind(lo - 1)
+                    .fetch_optional(self.pool())
+                    .await?
+            }
         };
-        let mut rows = sqlx::query(
-            "SELECT seq, at, actor, operation, record_ref, detail, prev_hash, hash FROM audit_log \
-             WHERE seq >= $1 AND seq <= $2 ORDER BY seq",
-        )
-        .bind(lo)
-        .bind(hi)
-        .fetch(self.pool());
+        let mut check = SegmentCheck::new(lo, hi, last, before.as_deref());
+        let mut rows = sqlx::query(ENTRIES).bind(lo).bind(hi).fetch(self.pool());
         while let Some(r) = rows.try_next().await? {
-            let seq: i64 = r.try_get(0)?;
             let text = |i: usize| r.try_get::<String, _>(i);
             let (at, actor, operation, record_ref, detail) = (text(1)?, text(2)?, text(3)?, text(4)?, text(5)?);
             let (prev, hash) = (text(6)?, text(7)?);
             let fields = EntryFields {
-                seq,
+                seq: r.try_get(0)?,
                 at: &at,
                 actor: &actor,
                 operation: &operation,
                 record_ref: &record_ref,
                 detail: &detail,
             };
-            if let Err(b) = walk.step(&fields, &prev, &hash) {
-                return Ok(Segment {
-                    checked_to: walk.expected_seq() - 1,
-                    head: walk.head().to_owned(),
-                    broken: Some((seq, b)),
-                });
+            if let Some(broken) = check.step(&fields, &prev, &hash) {
+                return Ok(broken);
             }
         }
-        let checked_to = walk.expected_seq() - 1;
-        // Entries missing at the end of a middle segment: a gap before the next one.
-        let broken = (checked_to < hi && !last).then_some((hi + 1, Break::Gap { expected: checked_to + 1 }));
-        Ok(Segment { checked_to, head: walk.head().to_owned(), broken })
+        Ok(check.finish())
     }
+}
+
+/// The entries of a segment, in order.
+const ENTRIES: &str = "SELECT seq, at, actor, operation, record_ref, detail, prev_hash, hash FROM audit_log \
+     WHERE seq >= $1 AND seq <= $2 ORDER BY seq";
+
+/// One segment's walk: the chain walk and where the segment ends.
+struct SegmentCheck {
+    walk: ChainWalk,
+    hi: i64,
+    last: bool,
+}
+
+impl SegmentCheck {
+    /// A walk of `lo..=hi`; `before` is the stored hash of entry `lo - 1` (`None` for the
+    /// first segment, or when that entry is missing: a gap the previous segment reports).
+    fn new(lo: i64, hi: i64, last: bool, before: Option<&str>) -> Self {
+        let walk = if lo == 1 { ChainWalk::default() } else { ChainWalk::resume(lo, before.unwrap_or_default()) };
+        SegmentCheck { walk, hi, last }
+    }
+
+    /// Checks the next entry; the segment's result if it is broken there.
+    fn step(&mut self, fields: &EntryFields<'_>, prev: &str, hash: &str) -> Option<Segment> {
+        let b = self.walk.step(fields, prev, hash).err()?;
+        Some(Segment {
+            checked_to: self.walk.expected_seq() - 1,
+            head: self.walk.head().to_owned(),
+            broken: Some((fields.seq, b)),
+        })
+    }
+
+    /// The result after the last entry read.
+    fn finish(self) -> Segment {
+        let checked_to = self.walk.expected_seq() - 1;
+        // Entries missing at the end of a middle segment: a gap before the next one.
+        let broken =
+            (checked_to < self.hi && !self.last).then_some((self.hi + 1, Break::Gap { expected: checked_to + 1 }));
+        Segment { checked_to, head: self.walk.head().to_owned(), broken }
+    }
+}
+
+/// [`Store::walk_segment`] on an SQLite file, through a read-only connection of its own;
+/// rows are hashed where SQLite holds them, without copies.
+fn walk_sqlite_segment(file: &std::path::Path, lo: i64, hi: i64, last: bool) -> Result<Segment> {
+    let failed = |e: rusqlite::Error| Error::Internal(format!("reading the audit trail: {e}"));
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(file, flags).map_err(failed)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(failed)?;
+    // One read transaction: the segment and its predecessor come from one snapshot.
+    conn.execute_batch("BEGIN").map_err(failed)?;
+    let before: Option<String> = match lo {
+        1 => None,
+        _ => conn
+            .query_row("SELECT hash FROM audit_log WHERE seq = ?1", [lo - 1], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) })
+            .map_err(failed)?,
+    };
+    let mut check = SegmentCheck::new(lo, hi, last, before.as_deref());
+    let mut statement = conn.prepare(&ENTRIES.replace('$', "?")).map_err(failed)?;
+    let mut rows = statement.query([lo, hi]).map_err(failed)?;
+    while let Some(r) = rows.next().map_err(failed)? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(failed);
+        let fields = EntryFields {
+            seq: r.get(0).map_err(failed)?,
+            at: text(1)?,
+            actor: text(2)?,
+            operation: text(3)?,
+            record_ref: text(4)?,
+            detail: text(5)?,
+        };
+        if let Some(broken) = check.step(&fields, text(6)?, text(7)?) {
+            return Ok(broken);
+        }
+    }
+    Ok(check.finish())
 }

@@ -64,6 +64,8 @@ pub struct Store {
     group: Option<Arc<Group>>,
     /// Counts the commits made through this store; watchers wake on each.
     commits: Arc<watch::Sender<u64>>,
+    /// The SQLite file, which long reads (the chain walk) open natively.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 /// One value bound to a `$n` placeholder.
@@ -84,6 +86,13 @@ pub(crate) fn query_with(sql: String, args: Vec<Arg>) -> sqlx::query::Query<'sta
 /// The SQLite URL for a database file, created if missing.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// The file of an SQLite URL (`sqlite://PATH?…`), if it names one.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://")?;
+    let path = path.split('?').next().unwrap_or(path);
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
 }
 
 /// Creates an empty database file only its owner can read: it holds every record and the
@@ -112,12 +121,11 @@ impl Store {
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
         let pool = match backend {
             Backend::Sqlite => {
-                let file = url.strip_prefix("sqlite://").map(|p| Path::new(p.split('?').next().unwrap_or(p)));
-                if let Some(file) = file.filter(|f| !f.as_os_str().is_empty() && !f.exists()) {
+                if let Some(file) = sqlite_file(url).filter(|f| !f.exists()) {
                     if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
                         std::fs::create_dir_all(parent)?;
                     }
-                    create_private(file)?;
+                    create_private(&file)?;
                 }
                 // A local file cannot drop a connection the way a network can, so the pool
                 // hands connections out without pinging them first (a round trip per query).
@@ -142,7 +150,11 @@ impl Store {
         };
         migrator.run(&pool).await?;
         let group = (backend == Backend::Sqlite).then(|| Arc::new(Group::default()));
-        Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)) })
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlite_file(url),
+            Backend::Postgres => None,
+        };
+        Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)), sqlite_file })
     }
 
     /// The backend in use.
