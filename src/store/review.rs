@@ -194,29 +194,34 @@ impl Store {
             .collect()
     }
 
-    /// Nonconformities logged on or after the stamp `since`, by number.
+    /// Nonconformities logged on or after the stamp `since`, by number. (Sorted here: asked
+    /// to sort by number, SQLite, which has no statistics, scans the whole table rather than
+    /// read the period from the covering `created_at` index.)
     pub async fn nc_facts(&self, since: &str) -> Result<Vec<NcFact>> {
-        let rows = sqlx::query(
-            "SELECT number, severity, source, created_at FROM nonconformities WHERE created_at >= $1 ORDER BY number",
-        )
-        .bind(since)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(NcFact {
-                    reference: RecordRef::new(RecordKind::Nonconformity, r.try_get(0)?).to_string(),
-                    severity: r.try_get(1)?,
-                    source: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
-                })
+        let rows =
+            sqlx::query("SELECT number, severity, source, created_at FROM nonconformities WHERE created_at >= $1")
+                .bind(since)
+                .fetch_all(self.pool())
+                .await?;
+        let mut facts = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<Vec<(i64, String, String, String)>>>()?;
+        facts.sort_unstable_by_key(|f| f.0);
+        Ok(facts
+            .into_iter()
+            .map(|(number, severity, source, created_at)| NcFact {
+                reference: RecordRef::new(RecordKind::Nonconformity, number).to_string(),
+                severity,
+                source,
+                created_at,
             })
-            .collect()
+            .collect())
     }
 
     /// Numbers of the nonconformities closed on or after the stamp `since`.
     pub async fn ncs_closed_since(&self, since: &str) -> Result<Vec<i64>> {
-        self.numbers("SELECT number FROM nonconformities WHERE closed_at >= $1 ORDER BY number", since).await
+        self.numbers("SELECT number FROM nonconformities WHERE closed_at >= $1", since).await
     }
 
     /// How many nonconformities are not closed.
@@ -224,25 +229,24 @@ impl Store {
         self.count("SELECT COUNT(*) FROM nonconformities WHERE closed_at IS NULL").await
     }
 
-    /// Numbers of records of a table matching one fixed condition, with one bound value.
+    /// Numbers of records of a table matching one fixed condition, with one bound value, in
+    /// order. They are sorted here rather than in SQL, for the reason given at [`Store::nc_facts`].
     async fn numbers(&self, sql: &'static str, value: &str) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(sql).bind(value).fetch_all(self.pool()).await?)
+        let mut numbers: Vec<i64> = sqlx::query_scalar(sql).bind(value).fetch_all(self.pool()).await?;
+        numbers.sort_unstable();
+        Ok(numbers)
     }
 
     /// Corrective actions done since `since`.
     pub async fn actions_done_since(&self, since: &str) -> Result<Vec<i64>> {
-        self.numbers(
-            "SELECT number FROM corrective_actions WHERE status = 'done' AND updated_at >= $1 ORDER BY number",
-            since,
-        )
-        .await
+        self.numbers("SELECT number FROM corrective_actions WHERE status = 'done' AND updated_at >= $1", since).await
     }
 
     /// Open corrective actions past their due date on `today`.
     pub async fn actions_overdue(&self, today: &str) -> Result<Vec<i64>> {
         self.numbers(
             "SELECT ca.number FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
-             WHERE ca.status <> 'done' AND n.status <> 'closed' AND ca.due_date < $1 ORDER BY ca.number",
+             WHERE ca.status <> 'done' AND n.status <> 'closed' AND ca.due_date < $1",
             today,
         )
         .await
@@ -250,8 +254,7 @@ impl Store {
 
     /// Audits completed on or after the date `since`.
     pub async fn audits_since(&self, since: &str) -> Result<Vec<i64>> {
-        self.numbers("SELECT number FROM audits WHERE status = 'completed' AND audit_date >= $1 ORDER BY number", since)
-            .await
+        self.numbers("SELECT number FROM audits WHERE status = 'completed' AND audit_date >= $1", since).await
     }
 
     /// Every objective number.
