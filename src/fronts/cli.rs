@@ -133,16 +133,22 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
 
 async fn stdio(cli: &Cli, actor: Option<&str>) -> anyhow::Result<()> {
     let store = open_store(cli).await?;
-    bootstrap(&store, None).await?;
     let known = || async {
         let list: Vec<String> =
             store.actors().await.unwrap_or_default().into_iter().map(|a| format!("{} ({})", a.name, a.role)).collect();
         list.join(", ")
     };
     let Some(name) = actor else {
+        bootstrap(&store, None).await?;
         return Err(anyhow!("no actor: set --actor NAME or ISMS_ACTOR to one of: {}", known().await));
     };
-    let Some(actor) = store.actor_by_name(name).await? else {
+    // A registered actor means the database is set up: one query at start instead of two.
+    let mut found = store.actor_by_name(name).await?;
+    if found.is_none() {
+        bootstrap(&store, None).await?;
+        found = store.actor_by_name(name).await?;
+    }
+    let Some(actor) = found else {
         return Err(anyhow!("actor `{name}` is not registered (or retired); registered: {}", known().await));
     };
     let shared = shared(cli, store.clone());

@@ -148,7 +148,12 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&pool).await?;
+        // Migrate on one connection and wait for it to be back in the pool: dropped, it would
+        // be tested (a round trip) in a background task while the first query opened a second
+        // connection, which a cold start would wait for.
+        let mut conn = pool.acquire().await?;
+        migrator.run(&mut *conn).await?;
+        conn.return_to_pool().await;
         let group = (backend == Backend::Sqlite).then(|| Arc::new(Group::default()));
         let sqlite_file = match backend {
             Backend::Sqlite => sqlite_file(url),
