@@ -141,28 +141,24 @@ pub(crate) async fn control_with_history(app: &App, control: &ControlRef) -> Res
 }
 
 /// A record with its history, as `get_record` and the `isms://records/{ref}` resource serve it.
-/// The record, the change requests serving it and its history are read at once, each on
-/// its own connection.
 pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<RecordWithHistory> {
-    let served = async {
-        match r.kind {
-            RecordKind::Nonconformity => app.store.change_requests_for(Some(r.number), None).await.map(Some),
-            RecordKind::CorrectiveAction => app.store.change_requests_for(None, Some(r.number)).await.map(Some),
-            _ => Ok(None),
-        }
-    };
-    let reference = r.to_string();
-    let (record, served, history) = tokio::try_join!(load_record(app, r), served, app.store.history(&reference))?;
-    let mut record = record.ok_or_else(|| {
+    let record = load_record(app, r).await?.ok_or_else(|| {
         Error::not_found(
             r.to_string(),
             format!("check the reference; {} records are numbered from 1 in the order logged", r.kind.prefix()),
         )
     })?;
-    if let Some(served) = served {
+    let mut record = record;
+    let served = match r.kind {
+        RecordKind::Nonconformity => app.store.change_requests_for(Some(r.number), None).await?,
+        RecordKind::CorrectiveAction => app.store.change_requests_for(None, Some(r.number)).await?,
+        _ => Vec::new(),
+    };
+    if matches!(r.kind, RecordKind::Nonconformity | RecordKind::CorrectiveAction) {
         record.insert("change_requests".into(), serde_json::json!(served));
     }
-    Ok(RecordWithHistory { reference, kind: r.kind.name().to_owned(), record, history })
+    let history = app.store.history(&r.to_string()).await?;
+    Ok(RecordWithHistory { reference: r.to_string(), kind: r.kind.name().to_owned(), record, history })
 }
 
 /// Verify the audit trail's SHA-256 hash chain; reports the first broken entry, if any.
