@@ -65,7 +65,13 @@ async fn bootstrap(store: &Store, listen: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn shared(cli: &Cli, store: Store) -> Shared {
+/// Builds the operation registry on a blocking thread, so its JSON Schemas (a few
+/// milliseconds of work) are made while the database is being opened.
+fn build_registry() -> tokio::task::JoinHandle<Registry> {
+    tokio::task::spawn_blocking(Registry::new)
+}
+
+async fn shared(cli: &Cli, store: Store, registry: tokio::task::JoinHandle<Registry>) -> anyhow::Result<Shared> {
     let due = DuePolicy {
         major_days: cli.major_due_days,
         minor_days: cli.minor_due_days,
@@ -75,7 +81,8 @@ fn shared(cli: &Cli, store: Store) -> Shared {
     let change =
         ChangePolicy { emergency_approval_hours: cli.emergency_approval_hours, review_days: cli.change_review_days };
     let app = App { due, risk, evidence_max_age_days: cli.evidence_max_age_days, change, ..App::new(store) };
-    Shared::new(Arc::new(app), Arc::new(Registry::new()))
+    let registry = registry.await.context("building the operation registry")?;
+    Ok(Shared::new(Arc::new(app), Arc::new(registry)))
 }
 
 fn start_relay(cli: &Cli, shared: &Shared) {
@@ -108,9 +115,10 @@ async fn shutdown_signal() {
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let registry = build_registry();
     let store = open_store(cli).await?;
     bootstrap(&store, Some(&args.listen.to_string())).await?;
-    let shared = shared(cli, store.clone());
+    let shared = shared(cli, store.clone(), registry).await?;
     start_relay(cli, &shared);
     let options = HttpOptions {
         allowed_origins: args.allowed_origins.clone(),
@@ -132,6 +140,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn stdio(cli: &Cli, actor: Option<&str>) -> anyhow::Result<()> {
+    let registry = build_registry();
     let store = open_store(cli).await?;
     let known = || async {
         let list: Vec<String> =
@@ -151,7 +160,7 @@ async fn stdio(cli: &Cli, actor: Option<&str>) -> anyhow::Result<()> {
     let Some(actor) = found else {
         return Err(anyhow!("actor `{name}` is not registered (or retired); registered: {}", known().await));
     };
-    let shared = shared(cli, store.clone());
+    let shared = shared(cli, store.clone(), registry).await?;
     start_relay(cli, &shared);
     tracing::info!(actor = %actor.name, role = %actor.role, "serving MCP over stdio");
     let running = McpServer::stdio(shared, actor).serve(rmcp::transport::stdio()).await?;
@@ -215,8 +224,9 @@ async fn actor_command(cli: &Cli, command: &ActorCommand) -> anyhow::Result<()> 
 
 /// Runs a read-only operation from the command line, as a viewer, and returns its output.
 async fn read_operation(cli: &Cli, name: &str, args: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let registry = build_registry();
     let store = open_store(cli).await?;
-    let shared = shared(cli, store.clone());
+    let shared = shared(cli, store.clone(), registry).await?;
     let op = shared.registry.get(name).ok_or_else(|| anyhow!("no operation {name}"))?;
     let reader = Actor { name: CLI_ACTOR.to_owned(), kind: ActorKind::Human, role: Role::Viewer };
     let out = op.call(shared.app.clone(), reader, args).await;
@@ -226,8 +236,9 @@ async fn read_operation(cli: &Cli, name: &str, args: serde_json::Value) -> anyho
 
 /// The boot check: exit 0 when `name` is current, 3 with the list otherwise.
 async fn awareness_check(cli: &Cli, name: &str) -> anyhow::Result<ExitCode> {
+    let registry = build_registry();
     let store = open_store(cli).await?;
-    let shared = shared(cli, store.clone());
+    let shared = shared(cli, store.clone(), registry).await?;
     let actor =
         store.actor_by_name(name).await?.ok_or_else(|| anyhow!("actor `{name}` is not registered (or retired)"))?;
     let op = shared.registry.get("check_awareness").ok_or_else(|| anyhow!("no operation check_awareness"))?;
