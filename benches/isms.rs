@@ -1439,13 +1439,34 @@ async fn seed(url: &str, entries: usize) {
     );
 }
 
-/// The cached SQLite data set for this scale, generated when missing or old.
+/// The newest SQLite migration, by its number: part of the cache key, so a data set is
+/// generated at the current schema. (A copy migrated on open would carry the migration's
+/// pages in its WAL, and every read of the run would pay for looking them up there.)
+fn schema_version() -> u32 {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    std::fs::read_dir(&dir)
+        .expect("the SQLite migrations")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.split('_').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The cached SQLite data set for this scale and schema, generated when missing or old.
 fn sqlite_seed(data_dir: &Path, budget: &Budget, rt: &Runtime) -> PathBuf {
-    let path = data_dir.join(format!("isms-v{GENERATOR_VERSION}-seed{SEED}-{}.db", budget.entries));
+    let name = format!("isms-v{GENERATOR_VERSION}-schema{}-seed{SEED}-{}.db", schema_version(), budget.entries);
+    let path = data_dir.join(name);
     let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());
     if age.is_some_and(|a| a < Duration::from_secs(CACHE_DAYS * 86_400)) {
         println!("reusing the cached data set {}", path.display());
         return path;
+    }
+    // Data sets of this scale made by another schema or generator are stale (700 MB at 1M).
+    let scale = format!("-{}.db", budget.entries);
+    for entry in std::fs::read_dir(data_dir).into_iter().flatten().flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with("isms-v") && n.ends_with(&scale));
+        if stale && entry.path() != path {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
     let partial = path.with_extension("partial");
     for suffix in ["", "-wal", "-shm"] {
