@@ -11,7 +11,7 @@ use crate::domain::access::Access;
 use crate::domain::actor::Actor;
 use crate::domain::nonconformity::{NcStatus, NewNonconformity, Nonconformity, Severity, Source};
 use crate::domain::references::{ClauseRef, ControlRef, RecordKind, RecordRef};
-use crate::domain::similarity::{Known, Similar};
+use crate::domain::similarity::{Known, Similar, SimilarityIndex};
 use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
 use crate::domain::time::parse_date;
 use crate::domain::time::stamp;
@@ -214,13 +214,20 @@ const SIMILAR_SHOWN: usize = 10;
 /// controls closed since then (recurrence).
 async fn compare(app: &App, this: &Known, closed_since: Option<&str>) -> Result<(Vec<Similar>, Vec<String>)> {
     let (refresh, limit) = {
-        let index = app.similarity.lock().map_err(|_| Error::Internal("similarity index poisoned".into()))?;
+        let index = similarity_index(app);
         (index.refresh_for(&this.controls), index.limit())
     };
     let rows = app.store.similarity_rows(&refresh, &this.controls, closed_since, limit as i64).await?;
-    let mut index = app.similarity.lock().map_err(|_| Error::Internal("similarity index poisoned".into()))?;
+    let mut index = similarity_index(app);
     index.apply(&refresh, rows.recent, rows.per_control);
     Ok((index.similar_to(this, SIMILAR_SHOWN), rows.recurrent))
+}
+
+/// The app's similarity index. It is a cache of facts that never change, so a panic while
+/// it was held (a poisoned lock) leaves it usable: at worst a hint is missed, which must not
+/// stop findings from being logged.
+fn similarity_index(app: &App) -> std::sync::MutexGuard<'_, SimilarityIndex> {
+    app.similarity.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The candidates the analyst of `nc` must confirm or dismiss (10.2 b).
