@@ -105,5 +105,21 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        if busy {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable
+        } else {
+            tracing::error!(error = %e, "database error");
+            Error::Internal(e.to_string())
+        }
+    }
+}
+
 /// Result with the domain error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,8 +2,8 @@
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
+use super::sql::{Cells, args};
 use super::{Change, Store};
 use crate::domain::actor::{Actor, ActorKind, ActorName, Role};
 use crate::domain::time::stamp;
@@ -71,10 +71,10 @@ fn new_token() -> String {
     format!("isms_{}", hex::encode(bytes))
 }
 
-fn actor_from_row(r: &sqlx::any::AnyRow) -> Result<Actor> {
-    let kind: String = r.try_get(1)?;
-    let role: String = r.try_get(2)?;
-    Ok(Actor { name: r.try_get(0)?, kind: kind.parse()?, role: role.parse()? })
+fn actor_from_row(r: &impl Cells) -> Result<Actor> {
+    let kind: String = r.get(1)?;
+    let role: String = r.get(2)?;
+    Ok(Actor { name: r.get(0)?, kind: kind.parse()?, role: role.parse()? })
 }
 
 impl Store {
@@ -83,19 +83,21 @@ impl Store {
         let NewActor { name, kind, role, .. } = new;
         let mut w = self.begin_write().await?;
         let now = stamp(w.now());
-        let inserted = sqlx::query(
-            "INSERT INTO actors (name, kind, role, model, model_version, status, created_at) \
+        let inserted = w
+            .conn()
+            .execute(
+                "INSERT INTO actors (name, kind, role, model, model_version, status, created_at) \
              VALUES ($1, $2, $3, $4, $5, 'active', $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(name.as_str())
-        .bind(kind.as_str())
-        .bind(role.as_str())
-        .bind(new.model.as_deref())
-        .bind(new.model_version.as_deref())
-        .bind(&now)
-        .execute(&mut **w.tx())
-        .await?
-        .rows_affected();
+                args![
+                    name.as_str(),
+                    kind.as_str(),
+                    role.as_str(),
+                    new.model.as_deref(),
+                    new.model_version.as_deref(),
+                    now
+                ],
+            )
+            .await?;
         if inserted == 0 {
             return Err(Error::rule(
                 format!("an actor named `{name}` already exists"),
@@ -103,11 +105,11 @@ impl Store {
             ));
         }
         let token = new_token();
-        sqlx::query("INSERT INTO tokens (token_hash, actor, created_at) VALUES ($1, $2, $3)")
-            .bind(token_hash(&token))
-            .bind(name.as_str())
-            .bind(&now)
-            .execute(&mut **w.tx())
+        w.conn()
+            .execute(
+                "INSERT INTO tokens (token_hash, actor, created_at) VALUES ($1, $2, $3)",
+                args![token_hash(&token), name.as_str(), now],
+            )
             .await?;
         let detail = serde_json::json!({
             "name": name.as_str(), "kind": kind.as_str(), "role": role.as_str(),
@@ -127,11 +129,12 @@ impl Store {
         }
         let mut w = self.begin_write().await?;
         let token = new_token();
-        sqlx::query("INSERT INTO tokens (token_hash, actor, created_at) VALUES ($1, $2, $3)")
-            .bind(token_hash(&token))
-            .bind(name.as_str())
-            .bind(stamp(w.now()))
-            .execute(&mut **w.tx())
+        let now = stamp(w.now());
+        w.conn()
+            .execute(
+                "INSERT INTO tokens (token_hash, actor, created_at) VALUES ($1, $2, $3)",
+                args![token_hash(&token), name.as_str(), now],
+            )
             .await?;
         let detail = serde_json::json!({ "name": name.as_str() });
         let record = format!("actor:{name}");
@@ -171,11 +174,10 @@ impl Store {
     /// Retires an actor: its tokens stop working and it no longer counts as active.
     pub async fn retire_actor(&self, by: &str, name: &ActorName) -> Result<()> {
         let mut w = self.begin_write().await?;
-        let changed = sqlx::query("UPDATE actors SET status = 'retired' WHERE name = $1 AND status = 'active'")
-            .bind(name.as_str())
-            .execute(&mut **w.tx())
-            .await?
-            .rows_affected();
+        let changed = w
+            .conn()
+            .execute("UPDATE actors SET status = 'retired' WHERE name = $1 AND status = 'active'", args![name.as_str()])
+            .await?;
         if changed == 0 {
             return Err(Error::not_found(format!("active actor `{name}`"), "list actors with `isms actor list`"));
         }
@@ -202,8 +204,8 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let hash: String = r.try_get(0)?;
-                Ok(TokenInfo { id: hash[..12].to_owned(), created_at: r.try_get(1)?, revoked_at: r.try_get(2)? })
+                let hash: String = r.get(0)?;
+                Ok(TokenInfo { id: hash[..12].to_owned(), created_at: r.get(1)?, revoked_at: r.get(2)? })
             })
             .collect()
     }
@@ -219,22 +221,17 @@ impl Store {
         }
         let mut w = self.begin_write().await?;
         let pattern = format!("{id}%");
-        let matches: Vec<(String, String)> =
-            sqlx::query_as("SELECT token_hash, actor FROM tokens WHERE token_hash LIKE $1 AND revoked_at IS NULL")
-                .bind(&pattern)
-                .fetch_all(&mut **w.tx())
-                .await?;
+        let sql = "SELECT token_hash, actor FROM tokens WHERE token_hash LIKE $1 AND revoked_at IS NULL";
+        let rows = w.conn().fetch_all(sql, args![pattern]).await?;
+        let matches = rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect::<Result<Vec<(String, String)>>>()?;
         let [(hash, actor)] = matches.as_slice() else {
             return Err(Error::not_found(
                 format!("one unrevoked token with id `{id}`"),
                 "list them with `isms actor tokens NAME`",
             ));
         };
-        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE token_hash = $2")
-            .bind(stamp(w.now()))
-            .bind(hash)
-            .execute(&mut **w.tx())
-            .await?;
+        let now = stamp(w.now());
+        w.conn().execute("UPDATE tokens SET revoked_at = $1 WHERE token_hash = $2", args![now, hash]).await?;
         let detail = serde_json::json!({ "token": &hash[..12] });
         let record = format!("actor:{actor}");
         w.record(Change {
@@ -258,12 +255,12 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(ActorInfo {
-                    name: r.try_get(0)?,
-                    kind: r.try_get::<String, _>(1)?.parse()?,
-                    role: r.try_get::<String, _>(2)?.parse()?,
-                    model: r.try_get(3)?,
-                    model_version: r.try_get(4)?,
-                    status: r.try_get(5)?,
+                    name: r.get(0)?,
+                    kind: r.get::<String>(1)?.parse()?,
+                    role: r.get::<String>(2)?.parse()?,
+                    model: r.get(3)?,
+                    model_version: r.get(4)?,
+                    status: r.get(5)?,
                 })
             })
             .collect()

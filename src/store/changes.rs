@@ -1,9 +1,8 @@
 //! Change request rows.
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
 
+use super::sql::{Cells, Conn, args};
 use super::{Arg, Store, Write, query_with};
 use crate::domain::change::{
     ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
@@ -57,26 +56,24 @@ fn parse_stamp(s: Option<&str>) -> Option<DateTime<Utc>> {
     s.and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|d| d.with_timezone(&Utc))
 }
 
-fn from_row(r: &AnyRow, policy: ChangePolicy, now: DateTime<Utc>) -> Result<ChangeRequest> {
-    let kind: ChangeType = r.try_get::<String, _>(1)?.parse()?;
-    let status: CrStatus = r.try_get::<String, _>(2)?.parse()?;
-    let body: ChangeBody = serde_json::from_str(&r.try_get::<String, _>(6)?)
+fn from_row(r: &impl Cells, policy: ChangePolicy, now: DateTime<Utc>) -> Result<ChangeRequest> {
+    let kind: ChangeType = r.get::<String>(1)?.parse()?;
+    let status: CrStatus = r.get::<String>(2)?.parse()?;
+    let body: ChangeBody = serde_json::from_str(&r.get::<String>(6)?)
         .map_err(|e| Error::Internal(format!("stored change request: {e}")))?;
-    let decision: Option<Decision> = r.try_get::<Option<String>, _>(7)?.map(|d| d.parse()).transpose()?;
-    let started_at: Option<String> = r.try_get(9)?;
-    let finished_at: Option<String> = r.try_get(10)?;
+    let decision: Option<Decision> = r.get::<Option<String>>(7)?.map(|d| d.parse()).transpose()?;
+    let started_at: Option<String> = r.get(9)?;
+    let finished_at: Option<String> = r.get(10)?;
     let approved = decision == Some(Decision::Approve);
     let awaiting_review = matches!(status, CrStatus::Implemented | CrStatus::Failed | CrStatus::RolledBack);
     Ok(ChangeRequest {
-        reference: RecordRef::new(RecordKind::ChangeRequest, r.try_get(0)?).to_string(),
+        reference: RecordRef::new(RecordKind::ChangeRequest, r.get(0)?).to_string(),
         kind,
         status,
-        requester: r.try_get(3)?,
-        nonconformity: r
-            .try_get::<Option<i64>, _>(4)?
-            .map(|n| RecordRef::new(RecordKind::Nonconformity, n).to_string()),
+        requester: r.get(3)?,
+        nonconformity: r.get::<Option<i64>>(4)?.map(|n| RecordRef::new(RecordKind::Nonconformity, n).to_string()),
         corrective_action: r
-            .try_get::<Option<i64>, _>(5)?
+            .get::<Option<i64>>(5)?
             .map(|n| RecordRef::new(RecordKind::CorrectiveAction, n).to_string()),
         body,
         retrospective_approval_overdue: status != CrStatus::Closed
@@ -91,24 +88,24 @@ fn from_row(r: &AnyRow, policy: ChangePolicy, now: DateTime<Utc>) -> Result<Chan
         review_overdue: awaiting_review
             && parse_stamp(finished_at.as_deref()).is_some_and(|f| now - f > Duration::days(policy.review_days)),
         decision,
-        decided_at: r.try_get(8)?,
+        decided_at: r.get(8)?,
         started_at,
         finished_at,
-        version: r.try_get(11)?,
-        created_at: r.try_get(12)?,
-        updated_at: r.try_get(13)?,
-        updated_by: r.try_get(14)?,
+        version: r.get(11)?,
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+        updated_by: r.get(14)?,
     })
 }
 
 async fn load(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     number: i64,
     policy: ChangePolicy,
     now: DateTime<Utc>,
 ) -> Result<Option<ChangeRequest>> {
     let sql = format!("SELECT {COLUMNS} FROM change_requests WHERE number = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(conn).await?;
+    let row = conn.fetch_optional(&sql, args![number]).await?;
     row.as_ref().map(|r| from_row(r, policy, now)).transpose()
 }
 
@@ -129,26 +126,15 @@ impl Write {
     ) -> Result<ChangeRequest> {
         let number = self.next_number(RecordKind::ChangeRequest).await?;
         let now = stamp(self.now());
-        sqlx::query(
-            "INSERT INTO change_requests (number, kind, status, requester, nc, ca, body, version, created_at, updated_at, updated_by) \
+        self.conn()
+            .execute(
+                "INSERT INTO change_requests (number, kind, status, requester, nc, ca, body, version, created_at, updated_at, updated_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $4)",
-        )
-        .bind(number)
-        .bind(kind.as_str())
-        .bind(status.as_str())
-        .bind(actor)
-        .bind(links.0)
-        .bind(links.1)
-        .bind(body_json(body)?)
-        .bind(&now)
-        .execute(&mut **self.tx())
+                args![number, kind.as_str(), status.as_str(), actor, links.0, links.1, body_json(body)?, now],
+            )
         .await?;
         for c in &body.controls {
-            sqlx::query("INSERT INTO cr_controls (control, cr) VALUES ($1, $2)")
-                .bind(c)
-                .bind(number)
-                .execute(&mut **self.tx())
-                .await?;
+            self.conn().execute("INSERT INTO cr_controls (control, cr) VALUES ($1, $2)", args![c, number]).await?;
         }
         self.change_request(number, policy).await?.ok_or_else(|| Error::Internal(format!("CR-{number} vanished")))
     }
@@ -156,23 +142,17 @@ impl Write {
     /// A change request read inside this write.
     pub async fn change_request(&mut self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
         let now = self.now();
-        load(self.tx(), number, policy, now).await
+        load(&mut self.conn(), number, policy, now).await
     }
 
     /// Writes a change request's new state, read at version `expected`.
     pub async fn update_change_request(&mut self, actor: &str, number: i64, expected: i64, u: &CrUpdate) -> Result<()> {
-        let query = sqlx::query(
-            "UPDATE change_requests SET status = $1, body = $2, decision = $3, decided_at = $4, started_at = $5, \
-             finished_at = $6, version = version + 1, updated_at = $7, updated_by = $8 WHERE number = $9 AND version = $10",
-        )
-        .bind(u.status.as_str())
-        .bind(body_json(&u.body)?)
-        .bind(u.decision.map(Decision::as_str))
-        .bind(u.decided_at.clone())
-        .bind(u.started_at.clone())
-        .bind(u.finished_at.clone());
+        let sql = "UPDATE change_requests SET status = $1, body = $2, decision = $3, decided_at = $4, started_at = $5, \
+             finished_at = $6, version = version + 1, updated_at = $7, updated_by = $8 WHERE number = $9 AND version = $10";
+        let decision = u.decision.map(Decision::as_str);
         self.versioned_update(
-            query,
+            sql,
+            args![u.status.as_str(), body_json(&u.body)?, decision, u.decided_at, u.started_at, u.finished_at],
             "change_requests",
             RecordRef::new(RecordKind::ChangeRequest, number),
             actor,
@@ -186,7 +166,7 @@ impl Store {
     /// The change request with this number, if any.
     pub async fn change_request(&self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
         let mut conn = self.pool().acquire().await?;
-        load(&mut conn, number, policy, Utc::now()).await
+        load(&mut Conn::Any(&mut conn), number, policy, Utc::now()).await
     }
 
     /// Change requests matching `filter`, newest first.

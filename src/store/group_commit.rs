@@ -1,18 +1,22 @@
 //! Group commit on SQLite: concurrent writes share one transaction and one fsync.
 //!
 //! SQLite has one writer at a time and `synchronous=FULL` makes each commit wait for the disk,
-//! so one transaction per write caps writes at the disk's sync rate. Here a write takes its
-//! turn in the open batch (a transaction), runs inside a savepoint of its own, and releases
-//! it. If other writes are queued, the batch passes to them and the write waits; the last
-//! write of the queue commits the batch for everyone. Nobody is told "done" before the batch
-//! is on disk, and a failed write rolls back to its savepoint without touching the others.
-//! Every write that finishes its turn also queues once more: if the batch is still open when
-//! its turn comes (a queued write was cancelled), it commits the batch itself.
+//! so one transaction per write caps writes at the disk's sync rate. Here the process's one
+//! writer connection (native, see [`super::sql`]) keeps a batch (a transaction) open; a write
+//! takes its turn in it, runs inside a savepoint of its own, and releases it. If other writes
+//! are queued, the batch passes to them and the write waits; the last write of the queue
+//! commits the batch for everyone. Nobody is told "done" before the batch is on disk, and a
+//! failed write rolls back to its savepoint without touching the others. Every write that
+//! finishes its turn also queues once more: if the batch is still open when its turn comes (a
+//! queued write was cancelled), it commits the batch itself.
+//!
+//! Statements run in the writing task; only `BEGIN` (which may wait for another process's
+//! lock) and `COMMIT` (the fsync) run on a blocking thread, once per batch.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::error::{Error, Result};
@@ -28,31 +32,34 @@ enum Outcome {
     Failed,
 }
 
-/// One open transaction and the writes done in it.
+/// The open transaction and the writes done in it.
 struct Batch {
     id: u64,
-    tx: Transaction<'static, Any>,
     members: usize,
     done: watch::Sender<Outcome>,
 }
 
-impl Batch {
-    async fn commit(self) {
-        let outcome = match self.tx.commit().await {
-            Ok(()) => Outcome::Committed,
-            Err(e) => {
-                tracing::warn!(error = %e, writes = self.members, "group commit failed; no write of the batch is kept");
-                Outcome::Failed
-            }
-        };
-        self.done.send_replace(outcome);
+/// The writer connection and its open batch, if any.
+struct Writer {
+    conn: rusqlite::Connection,
+    batch: Option<Batch>,
+}
+
+impl Writer {
+    /// Rolls the whole batch back and tells its members.
+    fn roll_back(&mut self) {
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        if let Some(batch) = self.batch.take() {
+            batch.done.send_replace(Outcome::Failed);
+        }
     }
 }
 
 /// The writers of one SQLite database in this process.
-#[derive(Default)]
 pub(super) struct Group {
-    open: Arc<Mutex<Option<Batch>>>,
+    writer: Arc<Mutex<Writer>>,
     /// Writes waiting for their turn.
     waiting: AtomicUsize,
     next_id: AtomicU64,
@@ -80,83 +87,132 @@ impl Drop for Waiting<'_> {
     }
 }
 
-impl Group {
-    /// Waits for this write's turn: joins the open batch, or opens one.
-    pub(super) async fn turn(self: &Arc<Self>, pool: &AnyPool) -> Result<Turn> {
-        let mut guard = {
-            let _waiting = Waiting::new(&self.waiting);
-            self.open.clone().lock_owned().await
-        };
-        let batch = match guard.take() {
-            Some(batch) => batch,
-            None => Batch {
-                id: self.next_id.fetch_add(1, Ordering::Relaxed),
-                tx: pool.begin_with("BEGIN IMMEDIATE").await?,
-                members: 0,
-                done: watch::Sender::new(Outcome::Pending),
-            },
-        };
-        let mut turn = Turn { held: Some((guard, batch)), group: self.clone() };
-        sqlx::query("SAVEPOINT member").execute(&mut **turn.tx()).await?;
-        Ok(turn)
-    }
+/// Runs `f` on the writer on a blocking thread. The writer goes with it, so a caller that
+/// stops waiting cannot leave the connection half-way: `f` finishes and releases it.
+async fn blocking<T: Send + 'static>(
+    mut writer: OwnedMutexGuard<Writer>,
+    f: impl FnOnce(&mut Writer) -> T + Send + 'static,
+) -> Result<(OwnedMutexGuard<Writer>, T)> {
+    tokio::task::spawn_blocking(move || {
+        let out = f(&mut writer);
+        (writer, out)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the SQLite writer's thread failed: {e}")))
+}
 
-    /// After a write: commit the batch now, or hand it to the next queued write.
-    async fn pass_on(&self, mut guard: OwnedMutexGuard<Option<Batch>>, batch: Batch) {
-        if self.waiting.load(Ordering::SeqCst) > 0 && batch.members < MAX_MEMBERS {
-            *guard = Some(batch);
-        } else {
-            batch.commit().await;
+/// Commits the writer's batch on a blocking thread and tells its members.
+fn commit(writer: OwnedMutexGuard<Writer>) {
+    tokio::task::spawn_blocking(move || {
+        let mut writer = writer;
+        let Some(batch) = writer.batch.take() else { return };
+        match writer.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                batch.done.send_replace(Outcome::Committed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = batch.members, "group commit failed; no write of the batch is kept");
+                writer.batch = Some(batch);
+                writer.roll_back();
+            }
         }
+    });
+}
+
+impl Group {
+    /// Opens the process's writer connection to the SQLite database `file` (already migrated).
+    pub(super) fn open(file: &Path) -> rusqlite::Result<Group> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(file, flags)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(Group {
+            writer: Arc::new(Mutex::new(Writer { conn, batch: None })),
+            waiting: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+        })
     }
 
-    /// A write that ended without committing: undo its part, keep the others'.
-    async fn abandon(self: Arc<Self>, guard: OwnedMutexGuard<Option<Batch>>, mut batch: Batch) {
-        let undone = sqlx::query("ROLLBACK TO member").execute(&mut *batch.tx).await.is_ok()
-            && sqlx::query("RELEASE member").execute(&mut *batch.tx).await.is_ok();
-        if !undone {
-            tracing::warn!(writes = batch.members, "a write could not be undone alone; its batch is rolled back");
-            let _ = batch.tx.rollback().await;
-            batch.done.send_replace(Outcome::Failed);
-        } else if batch.members == 0 {
+    /// Waits for this write's turn: joins the open batch, or opens one.
+    pub(super) async fn turn(self: &Arc<Self>) -> Result<Turn> {
+        let mut writer = {
+            let _waiting = Waiting::new(&self.waiting);
+            self.writer.clone().lock_owned().await
+        };
+        if writer.batch.is_none() {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let began;
+            (writer, began) = blocking(writer, move |w| {
+                w.conn.execute_batch("BEGIN IMMEDIATE")?;
+                w.batch = Some(Batch { id, members: 0, done: watch::Sender::new(Outcome::Pending) });
+                Ok::<_, rusqlite::Error>(())
+            })
+            .await?;
+            began?;
+        }
+        if let Err(e) = writer.conn.execute_batch("SAVEPOINT member") {
+            if writer.batch.as_ref().is_some_and(|b| b.members == 0) {
+                writer.roll_back();
+            }
+            return Err(e.into());
+        }
+        Ok(Turn { writer: Some(writer), group: self.clone() })
+    }
+
+    /// After a write: commit the batch now (true), or leave it open for the next queued write.
+    fn pass_on(&self, writer: OwnedMutexGuard<Writer>) -> bool {
+        let members = writer.batch.as_ref().map_or(0, |b| b.members);
+        let now = self.waiting.load(Ordering::SeqCst) == 0 || members >= MAX_MEMBERS;
+        if now {
+            commit(writer);
+        }
+        now
+    }
+
+    /// A write that ended without committing: undo its part, keep the others'. The batch
+    /// stays open for the writes already in it, each of which queues to commit it.
+    fn abandon(&self, mut writer: OwnedMutexGuard<Writer>) {
+        if writer.conn.execute_batch("ROLLBACK TO member; RELEASE member").is_err() {
+            tracing::warn!("a write could not be undone alone; its batch is rolled back");
+            writer.roll_back();
+        } else if writer.batch.as_ref().is_some_and(|b| b.members == 0) {
             // Nothing to keep: release SQLite's writer lock rather than wait for a writer.
-            let _ = batch.tx.rollback().await;
-        } else {
-            self.pass_on(guard, batch).await;
+            writer.roll_back();
         }
     }
 }
 
 /// One write's turn in the open batch. Dropped without [`Turn::commit`], its changes are
-/// rolled back (on a spawned task, since that takes a statement).
+/// rolled back.
 pub(super) struct Turn {
-    held: Option<(OwnedMutexGuard<Option<Batch>>, Batch)>,
+    writer: Option<OwnedMutexGuard<Writer>>,
     group: Arc<Group>,
 }
 
 impl Turn {
-    /// The batch's transaction.
-    pub(super) fn tx(&mut self) -> &mut Transaction<'static, Any> {
-        &mut self.held.as_mut().expect("a turn holds its batch until it ends").1.tx
+    /// The writer connection, inside the batch's transaction.
+    pub(super) fn conn(&mut self) -> &mut rusqlite::Connection {
+        &mut self.writer.as_mut().expect("a turn holds the writer until it ends").conn
     }
 
     /// Keeps this write and returns once the batch holding it is on disk.
     pub(super) async fn commit(mut self) -> Result<()> {
-        let (guard, mut batch) = self.held.take().expect("a turn ends once");
-        if let Err(e) = sqlx::query("RELEASE member").execute(&mut *batch.tx).await {
-            self.group.clone().abandon(guard, batch).await;
+        let mut writer = self.writer.take().expect("a turn ends once");
+        if let Err(e) = writer.conn.execute_batch("RELEASE member") {
+            self.group.abandon(writer);
             return Err(e.into());
         }
+        let batch = writer.batch.as_mut().expect("a turn runs in a batch");
         batch.members += 1;
         let id = batch.id;
         let mut done = batch.done.subscribe();
-        self.group.pass_on(guard, batch).await;
-        if *done.borrow() == Outcome::Pending {
+        if !self.group.pass_on(writer) && *done.borrow() == Outcome::Pending {
             // Queue once more: if the batch is still open on our turn, nobody else will close it.
-            let mut guard = self.group.open.clone().lock_owned().await;
-            if guard.as_ref().is_some_and(|b| b.id == id) {
-                let batch = guard.take().expect("checked");
-                batch.commit().await;
+            let writer = self.group.writer.clone().lock_owned().await;
+            if writer.batch.as_ref().is_some_and(|b| b.id == id) {
+                commit(writer);
             }
         }
         match done.wait_for(|o| *o != Outcome::Pending).await.map(|o| *o) {
@@ -168,11 +224,8 @@ impl Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        if let Some((guard, batch)) = self.held.take() {
-            let group = self.group.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(group.abandon(guard, batch));
-            }
+        if let Some(writer) = self.writer.take() {
+            self.group.abandon(writer);
         }
     }
 }

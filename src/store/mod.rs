@@ -1,5 +1,7 @@
-//! Storage through sqlx's `Any` driver: one set of SQL for SQLite (the embedded default) and
-//! PostgreSQL. Placeholders are `$n`, which both accept; values are always bound.
+//! Storage: one set of SQL for SQLite (the embedded default) and PostgreSQL. Placeholders are
+//! `$n`, which both accept; values are always bound. Reads and PostgreSQL writes go through
+//! sqlx's `Any` driver; SQLite writes run on one native connection (see [`sql`] and
+//! `group_commit`).
 //!
 //! Every write goes through [`Write`]: one transaction holding the record change, its
 //! audit-trail entry and its outbox event.
@@ -15,6 +17,7 @@ mod performance;
 mod review;
 mod risks;
 mod soa;
+pub(crate) mod sql;
 
 pub use actors::{ActorInfo, NewActor, TokenInfo, TokenIssued};
 pub use audit::{AuditEntry, ChainReport};
@@ -32,10 +35,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use tokio::sync::watch;
 
 use self::group_commit::{Group, Turn};
+use self::sql::{Cells, Conn, args};
 use crate::domain::audit::{EntryFields, entry_hash};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::time::stamp;
@@ -73,6 +77,15 @@ pub struct Store {
 pub(crate) enum Arg {
     Text(String),
     Int(i64),
+}
+
+impl sql::Bind for Arg {
+    fn value(&self) -> sql::Value<'_> {
+        match self {
+            Arg::Text(s) => sql::Value::Text(Some(s)),
+            Arg::Int(i) => sql::Value::Int(Some(*i)),
+        }
+    }
 }
 
 /// Binds `args` in order to `$1`, `$2`, … of `sql`.
@@ -154,11 +167,19 @@ impl Store {
         let mut conn = pool.acquire().await?;
         migrator.run(&mut *conn).await?;
         conn.return_to_pool().await;
-        let group = (backend == Backend::Sqlite).then(|| Arc::new(Group::default()));
         let sqlite_file = match backend {
-            Backend::Sqlite => sqlite_file(url),
+            Backend::Sqlite => Some(sqlite_file(url).ok_or_else(|| {
+                sqlx::Error::Configuration(format!("`{url}` names no SQLite file: use sqlite://PATH").into())
+            })?),
             Backend::Postgres => None,
         };
+        let group =
+            match &sqlite_file {
+                Some(file) => Some(Arc::new(Group::open(file).map_err(|e| {
+                    sqlx::Error::Io(std::io::Error::other(format!("cannot open the SQLite writer: {e}")))
+                })?)),
+                None => None,
+            };
         Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)), sqlite_file })
     }
 
@@ -175,7 +196,7 @@ impl Store {
     /// open group-commit transaction, which holds the writer lock (SQLite).
     pub async fn begin_write(&self) -> Result<Write> {
         let tx = match &self.group {
-            Some(group) => WriteTx::Grouped(group.turn(&self.pool).await?),
+            Some(group) => WriteTx::Grouped(group.turn().await?),
             None => WriteTx::Own(self.pool.begin().await?),
         };
         Ok(Write { tx, now: Utc::now(), commits: self.commits.clone() })
@@ -244,20 +265,18 @@ impl Write {
         self.now
     }
 
-    pub(crate) fn tx(&mut self) -> &mut Transaction<'static, Any> {
+    /// The connection this write's statements run on, inside its transaction.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
         match &mut self.tx {
-            WriteTx::Own(tx) => tx,
-            WriteTx::Grouped(turn) => turn.tx(),
+            WriteTx::Own(tx) => Conn::Any(tx),
+            WriteTx::Grouped(turn) => Conn::Native(turn.conn()),
         }
     }
 
     /// Takes the next number for a record kind (`NC-1`, `NC-2`, …).
     pub async fn next_number(&mut self, kind: RecordKind) -> Result<i64> {
-        let row = sqlx::query("UPDATE counters SET last = last + 1 WHERE kind = $1 RETURNING last")
-            .bind(kind.prefix())
-            .fetch_one(&mut **self.tx())
-            .await?;
-        Ok(row.try_get::<i64, _>(0)?)
+        let sql = "UPDATE counters SET last = last + 1 WHERE kind = $1 RETURNING last";
+        self.conn().fetch_one(sql, args![kind.prefix()]).await?.get(0)
     }
 
     /// Claims an idempotency key for `actor` and `operation`. A key used before with other
@@ -269,30 +288,17 @@ impl Write {
         key: &str,
         request_hash: &str,
     ) -> Result<Claim> {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency (actor, operation, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(actor)
-        .bind(operation)
-        .bind(key)
-        .bind(request_hash)
-        .bind(stamp(self.now))
-        .execute(&mut **self.tx())
-        .await?
-        .rows_affected();
+        let now = stamp(self.now);
+        let sql = "INSERT INTO idempotency (actor, operation, key, request_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT DO NOTHING";
+        let inserted = self.conn().execute(sql, args![actor, operation, key, request_hash, now]).await?;
         if inserted == 1 {
             return Ok(Claim::New);
         }
-        let row = sqlx::query(
-            "SELECT request_hash, record_ref FROM idempotency WHERE actor = $1 AND operation = $2 AND key = $3",
-        )
-        .bind(actor)
-        .bind(operation)
-        .bind(key)
-        .fetch_one(&mut **self.tx())
-        .await?;
-        let stored_hash: String = row.try_get(0)?;
-        let record: Option<String> = row.try_get(1)?;
+        let sql = "SELECT request_hash, record_ref FROM idempotency WHERE actor = $1 AND operation = $2 AND key = $3";
+        let row = self.conn().fetch_one(sql, args![actor, operation, key]).await?;
+        let stored_hash: String = row.get(0)?;
+        let record: Option<String> = row.get(1)?;
         match record {
             Some(r) if stored_hash == request_hash => Ok(Claim::Replay(r)),
             _ => Err(Error::rule(
@@ -310,13 +316,8 @@ impl Write {
         key: &str,
         record: RecordRef,
     ) -> Result<()> {
-        sqlx::query("UPDATE idempotency SET record_ref = $1 WHERE actor = $2 AND operation = $3 AND key = $4")
-            .bind(record.to_string())
-            .bind(actor)
-            .bind(operation)
-            .bind(key)
-            .execute(&mut **self.tx())
-            .await?;
+        let sql = "UPDATE idempotency SET record_ref = $1 WHERE actor = $2 AND operation = $3 AND key = $4";
+        self.conn().execute(sql, args![record.to_string(), actor, operation, key]).await?;
         Ok(())
     }
 
@@ -325,38 +326,30 @@ impl Write {
         // The no-op update takes the chain head's row lock on PostgreSQL, so concurrent
         // writers (also in other replicas) append one after another; SQLite's writer lock
         // already serialises them.
-        let head = sqlx::query("UPDATE chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut **self.tx())
+        let head = self
+            .conn()
+            .fetch_one("UPDATE chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash", args![])
             .await?;
-        let seq: i64 = head.try_get(0)?;
-        let prev_hash: String = head.try_get(1)?;
+        let seq: i64 = head.get(0)?;
+        let prev_hash: String = head.get(1)?;
         let at = stamp(self.now);
         let record_ref = change.record;
         let detail = change.detail.to_string();
         let fields =
             EntryFields { seq, at: &at, actor: change.actor, operation: change.operation, record_ref, detail: &detail };
         let hash = entry_hash(&prev_hash, &fields);
-        sqlx::query("UPDATE chain_head SET hash = $1 WHERE id = 1").bind(&hash).execute(&mut **self.tx()).await?;
-        sqlx::query(
+        let mut conn = self.conn();
+        conn.execute("UPDATE chain_head SET hash = $1 WHERE id = 1", args![hash]).await?;
+        conn.execute(
             "INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            args![seq, at, change.actor, change.operation, record_ref, detail, prev_hash, hash],
         )
-        .bind(seq)
-        .bind(&at)
-        .bind(change.actor)
-        .bind(change.operation)
-        .bind(record_ref)
-        .bind(&detail)
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut **self.tx())
         .await?;
-        sqlx::query("INSERT INTO outbox (at, event_type, record_ref, payload) VALUES ($1, $2, $3, $4)")
-            .bind(&at)
-            .bind(change.event)
-            .bind(record_ref)
-            .bind(&detail)
-            .execute(&mut **self.tx())
-            .await?;
+        conn.execute(
+            "INSERT INTO outbox (at, event_type, record_ref, payload) VALUES ($1, $2, $3, $4)",
+            args![at, change.event, record_ref, detail],
+        )
+        .await?;
         Ok(())
     }
 

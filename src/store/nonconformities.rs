@@ -1,10 +1,7 @@
 //! Nonconformity rows, their corrective actions and effectiveness reviews.
 
-use chrono::NaiveDate;
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-
-use super::{Arg, Store, Write, query_with};
+use super::sql::{Bind, Cells, Conn, Value, args};
+use super::{Arg, Store, Write};
 use crate::domain::corrective_action::{CaStatus, CorrectiveAction};
 use crate::domain::nonconformity::{
     Analysis, EffectivenessReview, NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue,
@@ -13,6 +10,7 @@ use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::domain::similarity::{Known, Refresh, Similar};
 use crate::domain::time::{date, stamp};
 use crate::error::{Error, Result};
+use chrono::NaiveDate;
 
 const NC_COLUMNS: &str = "number, title, description, severity, source, status, clauses, controls, detected_in, \
     evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, consequences, \
@@ -77,115 +75,112 @@ fn parse_day(raw: Option<&str>) -> Option<NaiveDate> {
     raw.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
 }
 
-fn nc_from_row(r: &AnyRow, today: NaiveDate) -> Result<Nonconformity> {
-    let number: i64 = r.try_get(0)?;
-    let status: NcStatus = r.try_get::<String, _>(5)?.parse()?;
-    let due_date: Option<String> = r.try_get(11)?;
-    let analysis: Option<String> = r.try_get(20)?;
+fn nc_from_row(r: &impl Cells, today: NaiveDate) -> Result<Nonconformity> {
+    let number: i64 = r.get(0)?;
+    let status: NcStatus = r.get::<String>(5)?.parse()?;
+    let due_date: Option<String> = r.get(11)?;
+    let analysis: Option<String> = r.get(20)?;
     let analysis: Option<Analysis> = analysis
         .map(|a| serde_json::from_str(&a).map_err(|e| Error::Internal(format!("stored analysis: {e}"))))
         .transpose()?;
     let mut nc = Nonconformity {
         reference: RecordRef::new(RecordKind::Nonconformity, number).to_string(),
-        title: r.try_get(1)?,
-        description: r.try_get(2)?,
-        severity: r.try_get::<String, _>(3)?.parse()?,
-        source: r.try_get::<String, _>(4)?.parse()?,
+        title: r.get(1)?,
+        description: r.get(2)?,
+        severity: r.get::<String>(3)?.parse()?,
+        source: r.get::<String>(4)?.parse()?,
         status,
         next_step: None,
-        clauses: json_list("clauses", &r.try_get::<String, _>(6)?)?,
-        controls: json_list("controls", &r.try_get::<String, _>(7)?)?,
-        detected_in: r.try_get(8)?,
-        evidence: json_list("evidence", &r.try_get::<String, _>(9)?)?,
-        correction: r.try_get(10)?,
+        clauses: json_list("clauses", &r.get::<String>(6)?)?,
+        controls: json_list("controls", &r.get::<String>(7)?)?,
+        detected_in: r.get(8)?,
+        evidence: json_list("evidence", &r.get::<String>(9)?)?,
+        correction: r.get(10)?,
         overdue: is_overdue(status, parse_day(due_date.as_deref()), today),
         due_date,
-        version: r.try_get(12)?,
-        created_at: r.try_get(13)?,
-        created_by: r.try_get(14)?,
-        updated_at: r.try_get(15)?,
-        updated_by: r.try_get(16)?,
-        consequences: r.try_get(17)?,
-        similar: json_list::<Similar>("similar", &r.try_get::<String, _>(18)?)?,
-        recurrence_of: json_list("recurrence_of", &r.try_get::<String, _>(19)?)?,
+        version: r.get(12)?,
+        created_at: r.get(13)?,
+        created_by: r.get(14)?,
+        updated_at: r.get(15)?,
+        updated_by: r.get(16)?,
+        consequences: r.get(17)?,
+        similar: json_list::<Similar>("similar", &r.get::<String>(18)?)?,
+        recurrence_of: json_list("recurrence_of", &r.get::<String>(19)?)?,
         analysis,
         actions: Vec::new(),
         reviews: Vec::new(),
-        round: r.try_get(21)?,
-        isms_changes: r.try_get(22)?,
-        closed_at: r.try_get(23)?,
-        closed_by: r.try_get(24)?,
+        round: r.get(21)?,
+        isms_changes: r.get(22)?,
+        closed_at: r.get(23)?,
+        closed_by: r.get(24)?,
     };
     nc.next_step = nc.gate().next_step().map(str::to_owned);
     Ok(nc)
 }
 
-fn ca_from_row(r: &AnyRow, nc_open: bool, today: NaiveDate) -> Result<CorrectiveAction> {
-    let status: CaStatus = r.try_get::<String, _>(6)?.parse()?;
-    let due_date: String = r.try_get(5)?;
+fn ca_from_row(r: &impl Cells, nc_open: bool, today: NaiveDate) -> Result<CorrectiveAction> {
+    let status: CaStatus = r.get::<String>(6)?.parse()?;
+    let due_date: String = r.get(5)?;
     Ok(CorrectiveAction {
-        reference: RecordRef::new(RecordKind::CorrectiveAction, r.try_get(0)?).to_string(),
-        nonconformity: RecordRef::new(RecordKind::Nonconformity, r.try_get(1)?).to_string(),
-        round: r.try_get(2)?,
-        description: r.try_get(3)?,
-        owner: r.try_get(4)?,
+        reference: RecordRef::new(RecordKind::CorrectiveAction, r.get(0)?).to_string(),
+        nonconformity: RecordRef::new(RecordKind::Nonconformity, r.get(1)?).to_string(),
+        round: r.get(2)?,
+        description: r.get(3)?,
+        owner: r.get(4)?,
         overdue: nc_open && status != CaStatus::Done && parse_day(Some(&due_date)).is_some_and(|d| d < today),
         due_date,
         status,
-        progress: r.try_get(7)?,
-        evidence: json_list("evidence", &r.try_get::<String, _>(8)?)?,
-        version: r.try_get(9)?,
-        created_at: r.try_get(10)?,
-        created_by: r.try_get(11)?,
-        updated_at: r.try_get(12)?,
-        updated_by: r.try_get(13)?,
+        progress: r.get(7)?,
+        evidence: json_list("evidence", &r.get::<String>(8)?)?,
+        version: r.get(9)?,
+        created_at: r.get(10)?,
+        created_by: r.get(11)?,
+        updated_at: r.get(12)?,
+        updated_by: r.get(13)?,
     })
 }
 
 /// Loads a nonconformity with its actions and reviews through one connection (a pool
 /// connection for reads, the write's transaction for a read-decide-write).
-async fn load_nc(conn: &mut AnyConnection, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
+async fn load_nc(conn: &mut Conn<'_>, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
     let sql = format!("SELECT {NC_COLUMNS} FROM nonconformities WHERE number = $1");
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&mut *conn).await? else {
+    let Some(row) = conn.fetch_optional(&sql, args![number]).await? else {
         return Ok(None);
     };
     let mut nc = nc_from_row(&row, today)?;
     let sql = format!("SELECT {CA_COLUMNS} FROM corrective_actions WHERE nc = $1 ORDER BY number");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_all(&mut *conn).await?;
+    let rows = conn.fetch_all(&sql, args![number]).await?;
     let open = nc.status.is_open();
     nc.actions = rows.iter().map(|r| ca_from_row(r, open, today)).collect::<Result<_>>()?;
     nc.overdue = nc.overdue || nc.actions.iter().any(|a| a.overdue);
-    let rows = sqlx::query(
-        "SELECT round, result, evidence, notes, reviewer, at FROM effectiveness_reviews WHERE nc = $1 ORDER BY id",
-    )
-    .bind(number)
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql =
+        "SELECT round, result, evidence, notes, reviewer, at FROM effectiveness_reviews WHERE nc = $1 ORDER BY id";
+    let rows = conn.fetch_all(sql, args![number]).await?;
     nc.reviews = rows
         .iter()
         .map(|r| {
             Ok(EffectivenessReview {
-                round: r.try_get(0)?,
-                result: r.try_get::<String, _>(1)?.parse()?,
-                evidence: json_list("evidence", &r.try_get::<String, _>(2)?)?,
-                notes: r.try_get(3)?,
-                reviewer: r.try_get(4)?,
-                at: r.try_get(5)?,
+                round: r.get(0)?,
+                result: r.get::<String>(1)?.parse()?,
+                evidence: json_list("evidence", &r.get::<String>(2)?)?,
+                notes: r.get(3)?,
+                reviewer: r.get(4)?,
+                at: r.get(5)?,
             })
         })
         .collect::<Result<_>>()?;
     Ok(Some(nc))
 }
 
-async fn load_ca(conn: &mut AnyConnection, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
+async fn load_ca(conn: &mut Conn<'_>, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
     let sql = format!(
         "SELECT {}, n.status FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc WHERE ca.number = $1",
         CA_COLUMNS.split(", ").map(|c| format!("ca.{c}")).collect::<Vec<_>>().join(", ")
     );
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&mut *conn).await? else {
+    let Some(row) = conn.fetch_optional(&sql, args![number]).await? else {
         return Ok(None);
     };
-    let nc_status: NcStatus = row.try_get::<String, _>(14)?.parse()?;
+    let nc_status: NcStatus = row.get::<String>(14)?.parse()?;
     ca_from_row(&row, nc_status.is_open(), today).map(Some)
 }
 
@@ -205,7 +200,7 @@ fn like_pattern(text: &str) -> String {
 
 /// Fails with a conflict (or not found) when an update matched no row at `expected`.
 async fn check_updated(
-    conn: &mut AnyConnection,
+    conn: &mut Conn<'_>,
     affected: u64,
     table: &'static str,
     reference: RecordRef,
@@ -215,9 +210,8 @@ async fn check_updated(
         return Ok(());
     }
     let sql = format!("SELECT version FROM {table} WHERE number = $1");
-    let current: Option<i64> =
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(reference.number).fetch_optional(conn).await?;
-    match current {
+    let current = conn.fetch_optional(&sql, args![reference.number]).await?;
+    match current.map(|r| r.get::<i64>(0)).transpose()? {
         Some(current) => Err(Error::Conflict { reference: reference.to_string(), expected, current }),
         None => Err(Error::not_found(reference.to_string(), "check the reference")),
     }
@@ -237,37 +231,35 @@ impl Write {
         let now = stamp(self.now());
         let clauses: Vec<&str> = nc.clauses.iter().map(|c| c.as_str()).collect();
         let controls: Vec<&str> = nc.controls.iter().map(|c| c.as_str()).collect();
-        sqlx::query(
+        let mut conn = self.conn();
+        conn.execute(
             "INSERT INTO nonconformities (number, title, description, severity, source, status, clauses, controls, \
              detected_in, evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, \
              similar_at_logging, recurrence_of, audit) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $13, $14, $15, $16, $17)",
+            args![
+                number,
+                nc.title,
+                nc.description,
+                nc.severity.as_str(),
+                nc.source.as_str(),
+                nc.initial_status().as_str(),
+                to_json(&clauses)?,
+                to_json(&controls)?,
+                nc.detected_in.as_deref(),
+                to_json(&nc.evidence)?,
+                nc.correction.as_deref(),
+                nc.due_date.map(date),
+                now,
+                actor,
+                to_json(&similar)?,
+                to_json(&recurrence_of)?,
+                audit,
+            ],
         )
-        .bind(number)
-        .bind(&nc.title)
-        .bind(&nc.description)
-        .bind(nc.severity.as_str())
-        .bind(nc.source.as_str())
-        .bind(nc.initial_status().as_str())
-        .bind(to_json(&clauses)?)
-        .bind(to_json(&controls)?)
-        .bind(nc.detected_in.as_deref())
-        .bind(to_json(&nc.evidence)?)
-        .bind(nc.correction.as_deref())
-        .bind(nc.due_date.map(date))
-        .bind(&now)
-        .bind(actor)
-        .bind(to_json(&similar)?)
-        .bind(to_json(&recurrence_of)?)
-        .bind(audit)
-        .execute(&mut **self.tx())
         .await?;
         for control in &controls {
-            sqlx::query("INSERT INTO nc_controls (control, nc) VALUES ($1, $2)")
-                .bind(*control)
-                .bind(number)
-                .execute(&mut **self.tx())
-                .await?;
+            conn.execute("INSERT INTO nc_controls (control, nc) VALUES ($1, $2)", args![control, number]).await?;
         }
         let today = self.now().date_naive();
         Ok(nc.logged(number, &now, actor, similar.to_vec(), recurrence_of.to_vec(), today))
@@ -276,23 +268,20 @@ impl Write {
     /// A nonconformity read inside this write, for deciding on it.
     pub async fn nonconformity(&mut self, number: i64) -> Result<Option<Nonconformity>> {
         let today = self.now().date_naive();
-        load_nc(self.tx(), number, today).await
+        load_nc(&mut self.conn(), number, today).await
     }
 
     /// Takes the nonconformity's row lock (PostgreSQL; SQLite's writer lock already holds),
     /// so decisions about its actions as a whole see every other writer's committed change.
     pub async fn lock_nonconformity(&mut self, number: i64) -> Result<()> {
-        sqlx::query("UPDATE nonconformities SET version = version WHERE number = $1")
-            .bind(number)
-            .execute(&mut **self.tx())
-            .await?;
+        self.conn().execute("UPDATE nonconformities SET version = version WHERE number = $1", args![number]).await?;
         Ok(())
     }
 
     /// A corrective action read inside this write.
     pub async fn corrective_action(&mut self, number: i64) -> Result<Option<CorrectiveAction>> {
         let today = self.now().date_naive();
-        load_ca(self.tx(), number, today).await
+        load_ca(&mut self.conn(), number, today).await
     }
 
     /// Applies a 10.2 step to a nonconformity read at version `expected`.
@@ -300,42 +289,48 @@ impl Write {
         let now = stamp(self.now());
         let analysis = u.analysis.as_ref().map(to_json).transpose()?;
         let action_needed = u.analysis.as_ref().map(|a| i64::from(a.action_needed));
-        let query = sqlx::query(
-            "UPDATE nonconformities SET \
+        let sql = "UPDATE nonconformities SET \
                status = COALESCE($1, status), correction = COALESCE($2, correction), \
                consequences = COALESCE($3, consequences), analysis = COALESCE($4, analysis), \
                action_needed = COALESCE($5, action_needed), round = COALESCE($6, round), \
                isms_changes = COALESCE($7, isms_changes), closed_at = COALESCE($8, closed_at), \
                closed_by = COALESCE($9, closed_by), \
                version = version + 1, updated_at = $10, updated_by = $11 \
-             WHERE number = $12 AND version = $13",
-        )
-        .bind(u.status.map(NcStatus::as_str))
-        .bind(u.correction.as_deref())
-        .bind(u.consequences.as_deref())
-        .bind(analysis)
-        .bind(action_needed)
-        .bind(u.round)
-        .bind(u.isms_changes.as_deref())
-        .bind(u.closed.then_some(now.as_str()))
-        .bind(u.closed.then_some(actor));
+             WHERE number = $12 AND version = $13";
         let r = RecordRef::new(RecordKind::Nonconformity, number);
-        self.versioned_update(query, "nonconformities", r, actor, expected).await
+        let status = u.status.map(NcStatus::as_str);
+        let (closed_at, closed_by) = (u.closed.then_some(now.as_str()), u.closed.then_some(actor));
+        let values = args![
+            status,
+            u.correction,
+            u.consequences,
+            analysis,
+            action_needed,
+            u.round,
+            u.isms_changes,
+            closed_at,
+            closed_by
+        ];
+        self.versioned_update(sql, values, "nonconformities", r, actor, expected).await
     }
 
     /// Runs an update whose last four placeholders are `updated_at`, `updated_by`, the row's
     /// number and the version the caller read; no row matched means a conflict (or none).
     pub(crate) async fn versioned_update(
         &mut self,
-        query: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        sql: &str,
+        values: &[Value<'_>],
         table: &'static str,
         r: RecordRef,
         actor: &str,
         expected: i64,
     ) -> Result<()> {
-        let query = query.bind(stamp(self.now())).bind(actor.to_owned()).bind(r.number).bind(expected);
-        let affected = query.execute(&mut **self.tx()).await?.rows_affected();
-        check_updated(self.tx(), affected, table, r, expected).await
+        let now = stamp(self.now());
+        let mut all = values.to_vec();
+        all.extend_from_slice(args![now, actor, r.number, expected]);
+        let mut conn = self.conn();
+        let affected = conn.execute(sql, &all).await?;
+        check_updated(&mut conn, affected, table, r, expected).await
     }
 
     /// Inserts a corrective action with the next `CA-n` number.
@@ -350,21 +345,14 @@ impl Write {
         let number = self.next_number(RecordKind::CorrectiveAction).await?;
         let nc_number = RecordRef::parse("ref", &nc.reference)?.number;
         let now = stamp(self.now());
-        sqlx::query(
-            "INSERT INTO corrective_actions (number, nc, round, description, owner, due_date, status, evidence, \
-             version, created_at, created_by, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'planned', '[]', 1, $7, $8, $7, $8)",
-        )
-        .bind(number)
-        .bind(nc_number)
-        .bind(nc.round)
-        .bind(description)
-        .bind(owner)
-        .bind(date(due_date))
-        .bind(&now)
-        .bind(actor)
-        .execute(&mut **self.tx())
-        .await?;
+        self.conn()
+            .execute(
+                "INSERT INTO corrective_actions (number, nc, round, description, owner, due_date, status, evidence, \
+                 version, created_at, created_by, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'planned', '[]', 1, $7, $8, $7, $8)",
+                args![number, nc_number, nc.round, description, owner, date(due_date), now, actor],
+            )
+            .await?;
         self.corrective_action(number).await?.ok_or_else(|| Error::Internal(format!("CA-{number} vanished")))
     }
 
@@ -378,32 +366,24 @@ impl Write {
         progress: Option<&str>,
         evidence: &[String],
     ) -> Result<()> {
-        let query = sqlx::query(
-            "UPDATE corrective_actions SET status = $1, progress = COALESCE($2, progress), evidence = $3, \
-             version = version + 1, updated_at = $4, updated_by = $5 WHERE number = $6 AND version = $7",
-        )
-        .bind(status.as_str())
-        .bind(progress)
-        .bind(to_json(&evidence)?);
+        let sql = "UPDATE corrective_actions SET status = $1, progress = COALESCE($2, progress), evidence = $3, \
+             version = version + 1, updated_at = $4, updated_by = $5 WHERE number = $6 AND version = $7";
         let r = RecordRef::new(RecordKind::CorrectiveAction, number);
-        self.versioned_update(query, "corrective_actions", r, actor, expected).await
+        let evidence = to_json(&evidence)?;
+        self.versioned_update(sql, args![status.as_str(), progress, evidence], "corrective_actions", r, actor, expected)
+            .await
     }
 
     /// Stores an effectiveness review.
     pub async fn insert_review(&mut self, nc: i64, review: &EffectivenessReview) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO effectiveness_reviews (nc, round, result, evidence, notes, reviewer, at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(nc)
-        .bind(review.round)
-        .bind(review.result.as_str())
-        .bind(to_json(&review.evidence)?)
-        .bind(&review.notes)
-        .bind(&review.reviewer)
-        .bind(&review.at)
-        .execute(&mut **self.tx())
-        .await?;
+        let r = review;
+        self.conn()
+            .execute(
+                "INSERT INTO effectiveness_reviews (nc, round, result, evidence, notes, reviewer, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                args![nc, r.round, r.result.as_str(), to_json(&r.evidence)?, r.notes, r.reviewer, r.at],
+            )
+            .await?;
         Ok(())
     }
 }
@@ -411,14 +391,14 @@ impl Write {
 /// The columns [`Known`] is made of, in [`known_from_row`]'s order.
 const KNOWN_COLUMNS: &str = "number, title, description, controls, clauses";
 
-fn known_from_row(r: &AnyRow) -> Result<Known> {
-    let (title, description): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+fn known_from_row(r: &impl Cells) -> Result<Known> {
+    let (title, description): (String, String) = (r.get(1)?, r.get(2)?);
     Ok(Known::new(
-        r.try_get(0)?,
+        r.get(0)?,
         &title,
         &description,
-        json_list("controls", &r.try_get::<String, _>(3)?)?,
-        json_list("clauses", &r.try_get::<String, _>(4)?)?,
+        json_list("controls", &r.get::<String>(3)?)?,
+        json_list("clauses", &r.get::<String>(4)?)?,
     ))
 }
 
@@ -453,21 +433,18 @@ impl Store {
                 format!("SELECT {KNOWN_COLUMNS} FROM nonconformities WHERE number > $2 ORDER BY number DESC LIMIT $1")
             }
         };
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(recent)).bind(limit);
-        if let Some(after) = refresh.after {
-            query = query.bind(after);
-        }
-        out.recent = query.fetch_all(&mut *conn).await?.iter().map(known_from_row).collect::<Result<_>>()?;
+        let mut conn = Conn::Any(&mut conn);
+        let rows = match refresh.after {
+            None => conn.fetch_all(&recent, args![limit]).await?,
+            Some(after) => conn.fetch_all(&recent, args![limit, after]).await?,
+        };
+        out.recent = rows.iter().map(known_from_row).collect::<Result<_>>()?;
         let citing = format!(
             "SELECT {KNOWN_COLUMNS} FROM nonconformities WHERE number IN \
              (SELECT nc FROM nc_controls WHERE control = $1 ORDER BY nc DESC LIMIT $2) ORDER BY number DESC"
         );
         for control in &refresh.controls {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(citing.clone()))
-                .bind(control.as_str())
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?;
+            let rows = conn.fetch_all(&citing, args![control, limit]).await?;
             out.per_control.push((control.clone(), rows.iter().map(known_from_row).collect::<Result<_>>()?));
         }
         if let Some(since) = closed_since.filter(|_| !controls.is_empty()) {
@@ -479,8 +456,9 @@ impl Store {
                  (SELECT nc FROM nc_controls WHERE control IN ({}) ORDER BY nc DESC LIMIT $2) ORDER BY number DESC",
                 placeholders.join(", ")
             );
-            for row in query_with(sql, args).fetch_all(&mut *conn).await? {
-                out.recurrent.push(RecordRef::new(RecordKind::Nonconformity, row.try_get(0)?).to_string());
+            let values: Vec<Value> = args.iter().map(Bind::value).collect();
+            for row in conn.fetch_all(&sql, &values).await? {
+                out.recurrent.push(RecordRef::new(RecordKind::Nonconformity, row.get(0)?).to_string());
             }
         }
         Ok(out)
@@ -489,13 +467,13 @@ impl Store {
     /// The nonconformity with this number, with its actions and reviews, if any.
     pub async fn nonconformity(&self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
         let mut conn = self.pool().acquire().await?;
-        load_nc(&mut conn, number, today).await
+        load_nc(&mut Conn::Any(&mut conn), number, today).await
     }
 
     /// The corrective action with this number, if any.
     pub async fn corrective_action(&self, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
         let mut conn = self.pool().acquire().await?;
-        load_ca(&mut conn, number, today).await
+        load_ca(&mut Conn::Any(&mut conn), number, today).await
     }
 
     /// Nonconformities matching `filter`, newest first, at most `filter.limit`; without
@@ -542,11 +520,13 @@ impl Store {
             "SELECT {NC_COLUMNS}, CASE WHEN {late_actions} THEN 1 ELSE 0 END FROM nonconformities {where_clause} \
              ORDER BY number DESC LIMIT {limit}"
         );
-        let rows = query_with(sql, args).fetch_all(self.pool()).await?;
+        let mut conn = self.pool().acquire().await?;
+        let values: Vec<Value> = args.iter().map(Bind::value).collect();
+        let rows = Conn::Any(&mut conn).fetch_all(&sql, &values).await?;
         rows.iter()
             .map(|r| {
                 let mut nc = nc_from_row(r, filter.today)?;
-                let late: i64 = r.try_get(25)?;
+                let late: i64 = r.get(25)?;
                 nc.overdue = nc.overdue || (late == 1 && nc.status.is_open());
                 Ok(nc)
             })

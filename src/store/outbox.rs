@@ -1,9 +1,9 @@
 //! The outbox: events written with each change, kept in commit order. The relay publishes
 //! them to Redis; the live feed tails them for WebSocket subscribers.
 
-use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, Transaction};
 
+use super::sql::{Cells, Conn, args};
 use super::{Backend, Store, Write};
 use crate::domain::time::stamp;
 use crate::error::Result;
@@ -28,14 +28,8 @@ pub struct OutboxEvent {
 
 const COLUMNS: &str = "SELECT id, at, event_type, record_ref, payload FROM outbox";
 
-fn event(r: &AnyRow) -> Result<OutboxEvent> {
-    Ok(OutboxEvent {
-        id: r.try_get(0)?,
-        at: r.try_get(1)?,
-        event_type: r.try_get(2)?,
-        record_ref: r.try_get(3)?,
-        payload: r.try_get(4)?,
-    })
+fn event(r: &impl Cells) -> Result<OutboxEvent> {
+    Ok(OutboxEvent { id: r.get(0)?, at: r.get(1)?, event_type: r.get(2)?, record_ref: r.get(3)?, payload: r.get(4)? })
 }
 
 /// The relay's lock on the outbox: held while a batch is published, so replicas sharing one
@@ -69,11 +63,11 @@ impl Claimed {
         let sql = "UPDATE outbox SET published_at = $1 WHERE id BETWEEN $2 AND $3 AND published_at IS NULL";
         match self.lock {
             RelayLock::Sqlite(mut w) => {
-                sqlx::query(sql).bind(&now).bind(first).bind(last).execute(&mut **w.tx()).await?;
+                w.conn().execute(sql, args![now, first, last]).await?;
                 w.commit().await
             }
             RelayLock::Postgres(mut tx) => {
-                sqlx::query(sql).bind(&now).bind(first).bind(last).execute(&mut *tx).await?;
+                Conn::Any(&mut tx).execute(sql, args![now, first, last]).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -91,18 +85,17 @@ impl Store {
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 let row =
-                    sqlx::query("SELECT pg_try_advisory_xact_lock($1)").bind(RELAY_LOCK).fetch_one(&mut *tx).await?;
-                if !row.try_get::<bool, _>(0)? {
+                    Conn::Any(&mut tx).fetch_one("SELECT pg_try_advisory_xact_lock($1)", args![RELAY_LOCK]).await?;
+                if !row.get::<bool>(0)? {
                     return Ok(None);
                 }
                 RelayLock::Postgres(tx)
             }
         };
         let mut lock = lock;
-        let query = sqlx::query(sqlx::AssertSqlSafe(pending)).bind(limit);
         let rows = match &mut lock {
-            RelayLock::Sqlite(w) => query.fetch_all(&mut **w.tx()).await?,
-            RelayLock::Postgres(tx) => query.fetch_all(&mut **tx).await?,
+            RelayLock::Sqlite(w) => w.conn().fetch_all(&pending, args![limit]).await?,
+            RelayLock::Postgres(tx) => Conn::Any(tx).fetch_all(&pending, args![limit]).await?,
         };
         let events = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
         Ok(Some(Claimed { lock, events }))
@@ -118,12 +111,12 @@ impl Store {
     /// The id of the newest event (0 when there is none).
     pub async fn latest_event_id(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM outbox").fetch_one(self.pool()).await?;
-        Ok(row.try_get(0)?)
+        row.get(0)
     }
 
     /// How many events wait to be published.
     pub async fn outbox_backlog(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetch_one(self.pool()).await?;
-        Ok(row.try_get(0)?)
+        row.get(0)
     }
 }

@@ -1,8 +1,6 @@
 //! Competence requirements and evidence (7.2), policies and acknowledgements (7.3).
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
+use super::sql::{Cells, args};
 use super::{Store, Write};
 use crate::domain::actor::Role;
 use crate::domain::awareness::Policy;
@@ -34,116 +32,102 @@ pub struct NewPolicy {
 const POLICY_COLUMNS: &str =
     "policy_id, version, title, sha256, location, effective_date, roles, published_at, published_by";
 
-fn policy_from_row(r: &AnyRow) -> Result<Policy> {
+fn policy_from_row(r: &impl Cells) -> Result<Policy> {
     Ok(Policy {
-        policy_id: r.try_get(0)?,
-        version: r.try_get(1)?,
-        title: r.try_get(2)?,
-        sha256: r.try_get(3)?,
-        location: r.try_get(4)?,
-        effective_date: r.try_get(5)?,
-        roles: serde_json::from_str(&r.try_get::<String, _>(6)?)
-            .map_err(|e| Error::Internal(format!("stored roles: {e}")))?,
-        published_at: r.try_get(7)?,
-        published_by: r.try_get(8)?,
+        policy_id: r.get(0)?,
+        version: r.get(1)?,
+        title: r.get(2)?,
+        sha256: r.get(3)?,
+        location: r.get(4)?,
+        effective_date: r.get(5)?,
+        roles: serde_json::from_str(&r.get::<String>(6)?).map_err(|e| Error::Internal(format!("stored roles: {e}")))?,
+        published_at: r.get(7)?,
+        published_by: r.get(8)?,
     })
 }
 
 const RECORD_COLUMNS: &str = "actor, competency, evidence_type, evidence_ref, assessed_by, valid_until, notes, gap_action, recorded_at, recorded_by";
 
-fn record_from_row(r: &AnyRow) -> Result<CompetenceRecord> {
+fn record_from_row(r: &impl Cells) -> Result<CompetenceRecord> {
     Ok(CompetenceRecord {
-        actor: r.try_get(0)?,
-        competency: r.try_get(1)?,
-        evidence_type: r.try_get::<String, _>(2)?.parse()?,
-        evidence_ref: r.try_get(3)?,
-        assessed_by: r.try_get(4)?,
-        valid_until: r.try_get(5)?,
-        notes: r.try_get(6)?,
-        gap_action: r.try_get(7)?,
-        recorded_at: r.try_get(8)?,
-        recorded_by: r.try_get(9)?,
+        actor: r.get(0)?,
+        competency: r.get(1)?,
+        evidence_type: r.get::<String>(2)?.parse()?,
+        evidence_ref: r.get(3)?,
+        assessed_by: r.get(4)?,
+        valid_until: r.get(5)?,
+        notes: r.get(6)?,
+        gap_action: r.get(7)?,
+        recorded_at: r.get(8)?,
+        recorded_by: r.get(9)?,
     })
 }
 
 impl Write {
     /// Replaces the competencies `role` requires.
     pub async fn set_requirements(&mut self, role: Role, required: &[(String, Option<String>)]) -> Result<()> {
-        sqlx::query("DELETE FROM competence_requirements WHERE role = $1")
-            .bind(role.as_str())
-            .execute(&mut **self.tx())
-            .await?;
+        self.conn().execute("DELETE FROM competence_requirements WHERE role = $1", args![role.as_str()]).await?;
         for (competency, description) in required {
-            sqlx::query("INSERT INTO competence_requirements (role, competency, description) VALUES ($1, $2, $3)")
-                .bind(role.as_str())
-                .bind(competency)
-                .bind(description.as_deref())
-                .execute(&mut **self.tx())
-                .await?;
+            let sql = "INSERT INTO competence_requirements (role, competency, description) VALUES ($1, $2, $3)";
+            self.conn().execute(sql, args![role.as_str(), competency, description.as_deref()]).await?;
         }
         Ok(())
     }
 
     /// Stores a piece of competence evidence.
     pub async fn insert_competence(&mut self, r: &CompetenceRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO competence_records (actor, competency, evidence_type, evidence_ref, assessed_by, valid_until, \
+        self.conn()
+            .execute(
+                "INSERT INTO competence_records (actor, competency, evidence_type, evidence_ref, assessed_by, valid_until, \
              notes, gap_action, recorded_at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&r.actor)
-        .bind(&r.competency)
-        .bind(r.evidence_type.as_str())
-        .bind(&r.evidence_ref)
-        .bind(&r.assessed_by)
-        .bind(r.valid_until.as_deref())
-        .bind(r.notes.as_deref())
-        .bind(r.gap_action.as_deref())
-        .bind(&r.recorded_at)
-        .bind(&r.recorded_by)
-        .execute(&mut **self.tx())
+                args![
+                    r.actor,
+                    r.competency,
+                    r.evidence_type.as_str(),
+                    r.evidence_ref,
+                    r.assessed_by,
+                    r.valid_until.as_deref(),
+                    r.notes.as_deref(),
+                    r.gap_action.as_deref(),
+                    r.recorded_at,
+                    r.recorded_by,
+                ],
+            )
         .await?;
         Ok(())
     }
 
     /// Whether a version of a policy was published before.
     pub async fn policy_version_exists(&mut self, policy_id: &str, version: &str) -> Result<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM policies WHERE policy_id = $1 AND version = $2")
-            .bind(policy_id)
-            .bind(version)
-            .fetch_optional(&mut **self.tx())
-            .await?;
-        Ok(found.is_some())
+        let sql = "SELECT 1 FROM policies WHERE policy_id = $1 AND version = $2";
+        Ok(self.conn().fetch_optional(sql, args![policy_id, version]).await?.is_some())
     }
 
     /// Publishes a policy version as the current one; earlier versions stop being current.
     pub async fn insert_policy(&mut self, actor: &str, p: &NewPolicy) -> Result<Policy> {
-        sqlx::query("UPDATE policies SET is_current = 0 WHERE policy_id = $1")
-            .bind(&p.policy_id)
-            .execute(&mut **self.tx())
-            .await?;
+        self.conn().execute("UPDATE policies SET is_current = 0 WHERE policy_id = $1", args![p.policy_id]).await?;
         let roles = serde_json::to_string(&p.roles).map_err(|e| Error::Internal(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO policies (policy_id, version, title, content, location, sha256, effective_date, roles, \
+        let now = stamp(self.now());
+        self.conn()
+            .execute(
+                "INSERT INTO policies (policy_id, version, title, content, location, sha256, effective_date, roles, \
              is_current, published_at, published_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10)",
-        )
-        .bind(&p.policy_id)
-        .bind(&p.version)
-        .bind(&p.title)
-        .bind(p.content.as_deref())
-        .bind(p.location.as_deref())
-        .bind(&p.sha256)
-        .bind(&p.effective_date)
-        .bind(roles)
-        .bind(stamp(self.now()))
-        .bind(actor)
-        .execute(&mut **self.tx())
-        .await?;
-        let sql = format!("SELECT {POLICY_COLUMNS} FROM policies WHERE policy_id = $1 AND version = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&p.policy_id)
-            .bind(&p.version)
-            .fetch_one(&mut **self.tx())
+                args![
+                    p.policy_id,
+                    p.version,
+                    p.title,
+                    p.content.as_deref(),
+                    p.location.as_deref(),
+                    p.sha256,
+                    p.effective_date,
+                    roles,
+                    now,
+                    actor
+                ],
+            )
             .await?;
+        let sql = format!("SELECT {POLICY_COLUMNS} FROM policies WHERE policy_id = $1 AND version = $2");
+        let row = self.conn().fetch_one(&sql, args![p.policy_id, p.version]).await?;
         policy_from_row(&row)
     }
 
@@ -154,19 +138,14 @@ impl Write {
         policy: &Policy,
         context: Option<&str>,
     ) -> Result<bool> {
-        let inserted = sqlx::query(
-            "INSERT INTO acknowledgements (actor, policy_id, version, sha256, context, at) VALUES ($1, $2, $3, $4, $5, $6) \
+        let now = stamp(self.now());
+        let inserted = self.conn()
+            .execute(
+                "INSERT INTO acknowledgements (actor, policy_id, version, sha256, context, at) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT DO NOTHING",
-        )
-        .bind(actor)
-        .bind(&policy.policy_id)
-        .bind(&policy.version)
-        .bind(&policy.sha256)
-        .bind(context)
-        .bind(stamp(self.now()))
-        .execute(&mut **self.tx())
-        .await?
-        .rows_affected();
+                args![actor, policy.policy_id, policy.version, policy.sha256, context, now],
+            )
+        .await?;
         Ok(inserted == 1)
     }
 }
@@ -180,11 +159,7 @@ impl Store {
                 .await?;
         rows.iter()
             .map(|r| {
-                Ok(Requirement {
-                    role: r.try_get::<String, _>(0)?.parse()?,
-                    competency: r.try_get(1)?,
-                    description: r.try_get(2)?,
-                })
+                Ok(Requirement { role: r.get::<String>(0)?.parse()?, competency: r.get(1)?, description: r.get(2)? })
             })
             .collect()
     }
@@ -217,7 +192,7 @@ impl Store {
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(policy_id).fetch_optional(self.pool()).await? else {
             return Ok(None);
         };
-        Ok(Some((policy_from_row(&row)?, row.try_get(9)?)))
+        Ok(Some((policy_from_row(&row)?, row.get(9)?)))
     }
 
     /// The (policy, version) pairs an actor acknowledged, oldest first.

@@ -1,8 +1,6 @@
 //! Objectives and measurements (6.2, 9.1) and internal audits (9.2).
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-
+use super::sql::{Cells, Conn, args};
 use super::{Store, Write};
 use crate::domain::internal_audit::{Audit, AuditBody, AuditStatus};
 use crate::domain::objective::{ComputedMetric, Measurement, Objective, ObjectiveBody};
@@ -18,64 +16,61 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T> {
     serde_json::from_str(raw).map_err(|e| Error::Internal(format!("stored {what}: {e}")))
 }
 
-async fn load_objective(conn: &mut AnyConnection, number: i64) -> Result<Option<Objective>> {
-    let Some(r) =
-        sqlx::query("SELECT number, body, computed, owner, created_at, created_by FROM objectives WHERE number = $1")
-            .bind(number)
-            .fetch_optional(&mut *conn)
-            .await?
+async fn load_objective(conn: &mut Conn<'_>, number: i64) -> Result<Option<Objective>> {
+    let Some(r) = conn
+        .fetch_optional(
+            "SELECT number, body, computed, owner, created_at, created_by FROM objectives WHERE number = $1",
+            args![number],
+        )
+        .await?
     else {
         return Ok(None);
     };
-    let rows = sqlx::query(
-        "SELECT value, period, source, met, recorded_at, recorded_by FROM measurements WHERE objective = $1 ORDER BY id",
-    )
-    .bind(number)
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = "SELECT value, period, source, met, recorded_at, recorded_by FROM measurements WHERE objective = $1 ORDER BY id";
+    let rows = conn.fetch_all(sql, args![number]).await?;
     let measurements: Vec<Measurement> = rows
         .iter()
         .map(|m| {
-            let value: String = m.try_get(0)?;
+            let value: String = m.get(0)?;
             Ok(Measurement {
                 value: value.parse().map_err(|_| Error::Internal(format!("stored measurement `{value}`")))?,
-                period: m.try_get(1)?,
-                source: m.try_get(2)?,
-                met: m.try_get::<i64, _>(3)? == 1,
-                recorded_at: m.try_get(4)?,
-                recorded_by: m.try_get(5)?,
+                period: m.get(1)?,
+                source: m.get(2)?,
+                met: m.get::<i64>(3)? == 1,
+                recorded_at: m.get(4)?,
+                recorded_by: m.get(5)?,
             })
         })
         .collect::<Result<_>>()?;
-    let body: ObjectiveBody = parse("objective", &r.try_get::<String, _>(1)?)?;
-    let computed: Option<ComputedMetric> = r.try_get::<Option<String>, _>(2)?.map(|c| c.parse()).transpose()?;
+    let body: ObjectiveBody = parse("objective", &r.get::<String>(1)?)?;
+    let computed: Option<ComputedMetric> = r.get::<Option<String>>(2)?.map(|c| c.parse()).transpose()?;
     Ok(Some(Objective {
-        reference: RecordRef::new(RecordKind::Objective, r.try_get(0)?).to_string(),
+        reference: RecordRef::new(RecordKind::Objective, r.get(0)?).to_string(),
         body,
         computed,
-        owner: r.try_get(3)?,
+        owner: r.get(3)?,
         met: measurements.last().map(|m| m.met),
         measurements,
-        created_at: r.try_get(4)?,
-        created_by: r.try_get(5)?,
+        created_at: r.get(4)?,
+        created_by: r.get(5)?,
     }))
 }
 
 const AUDIT_COLUMNS: &str =
     "number, status, auditor, planned_date, audit_date, body, version, created_at, updated_at, updated_by";
 
-fn audit_from_row(r: &AnyRow) -> Result<Audit> {
+fn audit_from_row(r: &impl Cells) -> Result<Audit> {
     Ok(Audit {
-        reference: RecordRef::new(RecordKind::Audit, r.try_get(0)?).to_string(),
-        status: r.try_get::<String, _>(1)?.parse()?,
-        auditor: r.try_get(2)?,
-        planned_date: r.try_get(3)?,
-        audit_date: r.try_get(4)?,
-        body: parse("audit", &r.try_get::<String, _>(5)?)?,
-        version: r.try_get(6)?,
-        created_at: r.try_get(7)?,
-        updated_at: r.try_get(8)?,
-        updated_by: r.try_get(9)?,
+        reference: RecordRef::new(RecordKind::Audit, r.get(0)?).to_string(),
+        status: r.get::<String>(1)?.parse()?,
+        auditor: r.get(2)?,
+        planned_date: r.get(3)?,
+        audit_date: r.get(4)?,
+        body: parse("audit", &r.get::<String>(5)?)?,
+        version: r.get(6)?,
+        created_at: r.get(7)?,
+        updated_at: r.get(8)?,
+        updated_by: r.get(9)?,
     })
 }
 
@@ -89,37 +84,36 @@ impl Write {
         owner: &str,
     ) -> Result<Objective> {
         let number = self.next_number(RecordKind::Objective).await?;
-        sqlx::query("INSERT INTO objectives (number, body, computed, owner, version, created_at, created_by) VALUES ($1, $2, $3, $4, 1, $5, $6)")
-            .bind(number)
-            .bind(json(body)?)
-            .bind(computed.map(ComputedMetric::as_str))
-            .bind(owner)
-            .bind(stamp(self.now()))
-            .bind(actor)
-            .execute(&mut **self.tx())
+        let now = stamp(self.now());
+        let sql = "INSERT INTO objectives (number, body, computed, owner, version, created_at, created_by) VALUES ($1, $2, $3, $4, 1, $5, $6)";
+        self.conn()
+            .execute(sql, args![number, json(body)?, computed.map(ComputedMetric::as_str), owner, now, actor])
             .await?;
         self.objective(number).await?.ok_or_else(|| Error::Internal(format!("OBJ-{number} vanished")))
     }
 
     /// An objective read inside this write.
     pub async fn objective(&mut self, number: i64) -> Result<Option<Objective>> {
-        load_objective(self.tx(), number).await
+        load_objective(&mut self.conn(), number).await
     }
 
     /// Stores a measurement.
     pub async fn insert_measurement(&mut self, objective: i64, m: &Measurement) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO measurements (objective, value, period, source, met, recorded_at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(objective)
-        .bind(m.value.to_string())
-        .bind(&m.period)
-        .bind(&m.source)
-        .bind(i64::from(m.met))
-        .bind(&m.recorded_at)
-        .bind(&m.recorded_by)
-        .execute(&mut **self.tx())
-        .await?;
+        let sql = "INSERT INTO measurements (objective, value, period, source, met, recorded_at, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        self.conn()
+            .execute(
+                sql,
+                args![
+                    objective,
+                    m.value.to_string(),
+                    m.period,
+                    m.source,
+                    i64::from(m.met),
+                    m.recorded_at,
+                    m.recorded_by,
+                ],
+            )
+            .await?;
         Ok(())
     }
 
@@ -127,19 +121,21 @@ impl Write {
     pub async fn insert_audit(&mut self, actor: &str, a: &Audit) -> Result<i64> {
         let number = self.next_number(RecordKind::Audit).await?;
         let now = stamp(self.now());
-        sqlx::query(
-            "INSERT INTO audits (number, status, auditor, planned_date, audit_date, body, version, created_at, created_by, updated_at, updated_by) \
+        self.conn()
+            .execute(
+                "INSERT INTO audits (number, status, auditor, planned_date, audit_date, body, version, created_at, created_by, updated_at, updated_by) \
              VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $7, $8)",
-        )
-        .bind(number)
-        .bind(a.status.as_str())
-        .bind(a.auditor.as_deref())
-        .bind(&a.planned_date)
-        .bind(a.audit_date.as_deref())
-        .bind(json(&a.body)?)
-        .bind(&now)
-        .bind(actor)
-        .execute(&mut **self.tx())
+                args![
+                    number,
+                    a.status.as_str(),
+                    a.auditor.as_deref(),
+                    a.planned_date,
+                    a.audit_date.as_deref(),
+                    json(&a.body)?,
+                    now,
+                    actor,
+                ],
+            )
         .await?;
         Ok(number)
     }
@@ -147,7 +143,7 @@ impl Write {
     /// An audit read inside this write.
     pub async fn audit(&mut self, number: i64) -> Result<Option<Audit>> {
         let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE number = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&mut **self.tx()).await?;
+        let row = self.conn().fetch_optional(&sql, args![number]).await?;
         row.as_ref().map(audit_from_row).transpose()
     }
 
@@ -161,15 +157,16 @@ impl Write {
         audit_date: &str,
         body: &AuditBody,
     ) -> Result<()> {
-        let query = sqlx::query(
+        self.versioned_update(
             "UPDATE audits SET status = $1, auditor = $2, audit_date = $3, body = $4, version = version + 1, \
              updated_at = $5, updated_by = $6 WHERE number = $7 AND version = $8",
+            args![AuditStatus::Completed.as_str(), auditor, audit_date, json(body)?],
+            "audits",
+            RecordRef::new(RecordKind::Audit, number),
+            actor,
+            expected,
         )
-        .bind(AuditStatus::Completed.as_str())
-        .bind(auditor.to_owned())
-        .bind(audit_date.to_owned())
-        .bind(json(body)?);
-        self.versioned_update(query, "audits", RecordRef::new(RecordKind::Audit, number), actor, expected).await
+        .await
     }
 }
 
@@ -177,7 +174,7 @@ impl Store {
     /// The objective with this number, with its measurements.
     pub async fn objective(&self, number: i64) -> Result<Option<Objective>> {
         let mut conn = self.pool().acquire().await?;
-        load_objective(&mut conn, number).await
+        load_objective(&mut Conn::Any(&mut conn), number).await
     }
 
     /// The audit with this number.

@@ -2,8 +2,8 @@
 //! inputs and readiness are computed from.
 
 use chrono::NaiveDate;
-use sqlx::Row;
 
+use super::sql::{Cells, args};
 use super::{Store, Write};
 use crate::domain::management_review::{ActionStatus, ContextItem, ContextKind, ReviewAction, action_overdue};
 use crate::domain::references::{RecordKind, RecordRef};
@@ -42,22 +42,23 @@ impl Write {
     /// Creates or replaces a context register entry.
     pub async fn upsert_context(&mut self, item: &ContextItem) -> Result<()> {
         let body = serde_json::json!({ "description": item.description, "expectations": item.expectations, "feedback": item.feedback });
-        sqlx::query("DELETE FROM context_items WHERE kind = $1 AND name = $2")
-            .bind(item.kind.as_str())
-            .bind(&item.name)
-            .execute(&mut **self.tx())
+        self.conn()
+            .execute("DELETE FROM context_items WHERE kind = $1 AND name = $2", args![item.kind.as_str(), item.name])
             .await?;
-        sqlx::query(
-            "INSERT INTO context_items (kind, name, body, active, changed_at, changed_by) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(item.kind.as_str())
-        .bind(&item.name)
-        .bind(body.to_string())
-        .bind(i64::from(item.active))
-        .bind(&item.changed_at)
-        .bind(&item.changed_by)
-        .execute(&mut **self.tx())
-        .await?;
+        let sql = "INSERT INTO context_items (kind, name, body, active, changed_at, changed_by) VALUES ($1, $2, $3, $4, $5, $6)";
+        self.conn()
+            .execute(
+                sql,
+                args![
+                    item.kind.as_str(),
+                    item.name,
+                    body.to_string(),
+                    i64::from(item.active),
+                    item.changed_at,
+                    item.changed_by,
+                ],
+            )
+            .await?;
         Ok(())
     }
 
@@ -70,41 +71,21 @@ impl Write {
         actions: &[(String, String, String)],
     ) -> Result<i64> {
         let number = self.next_number(RecordKind::ManagementReview).await?;
-        sqlx::query("INSERT INTO management_reviews (number, review_date, body, created_at, created_by) VALUES ($1, $2, $3, $4, $5)")
-            .bind(number)
-            .bind(review_date)
-            .bind(body.to_string())
-            .bind(stamp(self.now()))
-            .bind(actor)
-            .execute(&mut **self.tx())
-            .await?;
+        let now = stamp(self.now());
+        let sql = "INSERT INTO management_reviews (number, review_date, body, created_at, created_by) VALUES ($1, $2, $3, $4, $5)";
+        self.conn().execute(sql, args![number, review_date, body.to_string(), now, actor]).await?;
         for (i, (description, owner, due)) in actions.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO review_actions (mr, n, description, owner, due_date, status) VALUES ($1, $2, $3, $4, $5, 'open')",
-            )
-            .bind(number)
-            .bind(i as i64 + 1)
-            .bind(description)
-            .bind(owner)
-            .bind(due)
-            .execute(&mut **self.tx())
-            .await?;
+            let sql = "INSERT INTO review_actions (mr, n, description, owner, due_date, status) VALUES ($1, $2, $3, $4, $5, 'open')";
+            self.conn().execute(sql, args![number, i as i64 + 1, description, owner, due]).await?;
         }
         Ok(number)
     }
 
     /// Marks a review action done; false when it was not open.
     pub async fn complete_review_action(&mut self, mr: i64, n: i64, note: Option<&str>) -> Result<bool> {
-        let changed = sqlx::query(
-            "UPDATE review_actions SET status = 'done', done_at = $1, note = $2 WHERE mr = $3 AND n = $4 AND status = 'open'",
-        )
-        .bind(stamp(self.now()))
-        .bind(note)
-        .bind(mr)
-        .bind(n)
-        .execute(&mut **self.tx())
-        .await?
-        .rows_affected();
+        let now = stamp(self.now());
+        let sql = "UPDATE review_actions SET status = 'done', done_at = $1, note = $2 WHERE mr = $3 AND n = $4 AND status = 'open'";
+        let changed = self.conn().execute(sql, args![now, note, mr, n]).await?;
         Ok(changed == 1)
     }
 }
@@ -121,22 +102,22 @@ impl Store {
         .await?;
         let rows: Vec<_> = rows
             .into_iter()
-            .filter(|r| kind.is_none_or(|k| r.try_get::<String, _>(0).is_ok_and(|v| v == k.as_str())))
+            .filter(|r| kind.is_none_or(|k| r.get::<String>(0).is_ok_and(|v| v == k.as_str())))
             .collect();
         rows.iter()
             .map(|r| {
-                let body: serde_json::Value = serde_json::from_str(&r.try_get::<String, _>(2)?)
+                let body: serde_json::Value = serde_json::from_str(&r.get::<String>(2)?)
                     .map_err(|e| Error::Internal(format!("stored context: {e}")))?;
                 let text = |k: &str| body[k].as_str().map(str::to_owned);
                 Ok(ContextItem {
-                    kind: r.try_get::<String, _>(0)?.parse()?,
-                    name: r.try_get(1)?,
+                    kind: r.get::<String>(0)?.parse()?,
+                    name: r.get(1)?,
                     description: text("description").unwrap_or_default(),
                     expectations: text("expectations"),
                     feedback: text("feedback"),
-                    active: r.try_get::<i64, _>(3)? == 1,
-                    changed_at: r.try_get(4)?,
-                    changed_by: r.try_get(5)?,
+                    active: r.get::<i64>(3)? == 1,
+                    changed_at: r.get(4)?,
+                    changed_by: r.get(5)?,
                 })
             })
             .collect()
@@ -155,12 +136,12 @@ impl Store {
         };
         let Some(r) = query.fetch_optional(self.pool()).await? else { return Ok(None) };
         Ok(Some(StoredReview {
-            number: r.try_get(0)?,
-            review_date: r.try_get(1)?,
-            body: serde_json::from_str(&r.try_get::<String, _>(2)?)
+            number: r.get(0)?,
+            review_date: r.get(1)?,
+            body: serde_json::from_str(&r.get::<String>(2)?)
                 .map_err(|e| Error::Internal(format!("stored review: {e}")))?,
-            created_at: r.try_get(3)?,
-            created_by: r.try_get(4)?,
+            created_at: r.get(3)?,
+            created_by: r.get(4)?,
         }))
     }
 
@@ -176,19 +157,19 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
-                let status: ActionStatus = r.try_get::<String, _>(5)?.parse()?;
-                let due: String = r.try_get(4)?;
-                let mr: i64 = r.try_get(0)?;
-                let n: i64 = r.try_get(1)?;
+                let status: ActionStatus = r.get::<String>(5)?.parse()?;
+                let due: String = r.get(4)?;
+                let mr: i64 = r.get(0)?;
+                let n: i64 = r.get(1)?;
                 Ok(ReviewAction {
                     reference: format!("{}.{n}", RecordRef::new(RecordKind::ManagementReview, mr)),
-                    description: r.try_get(2)?,
-                    owner: r.try_get(3)?,
+                    description: r.get(2)?,
+                    owner: r.get(3)?,
                     overdue: action_overdue(status, &due, today),
                     due_date: due,
                     status,
-                    done_at: r.try_get(6)?,
-                    note: r.try_get(7)?,
+                    done_at: r.get(6)?,
+                    note: r.get(7)?,
                 })
             })
             .collect()
@@ -205,7 +186,7 @@ impl Store {
                 .await?;
         let mut facts = rows
             .iter()
-            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .map(|r| Ok((r.get::<i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .collect::<Result<Vec<(i64, String, String, String)>>>()?;
         facts.sort_unstable_by_key(|f| f.0);
         Ok(facts

@@ -1,9 +1,7 @@
 //! Risk rows and their links to controls (shared with the SoA).
 
-use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Row};
-
-use super::{Arg, Store, Write, query_with};
+use super::sql::{Bind, Cells, Conn, Value, args};
+use super::{Store, Write};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::risk::{Methodology, Property, Rating, Risk};
 use crate::domain::time::stamp;
@@ -46,60 +44,58 @@ pub struct RiskFields {
     pub accepted: Option<(String, String)>,
 }
 
-fn risk_from_row(r: &AnyRow, controls: Vec<String>, m: Methodology) -> Result<Risk> {
-    let likelihood: i64 = r.try_get(6)?;
-    let impact: i64 = r.try_get(7)?;
-    let residual_likelihood: Option<i64> = r.try_get(11)?;
-    let residual_impact: Option<i64> = r.try_get(12)?;
-    let treatment: crate::domain::risk::Treatment = r.try_get::<String, _>(9)?.parse()?;
+fn risk_from_row(r: &impl Cells, controls: Vec<String>, m: Methodology) -> Result<Risk> {
+    let likelihood: i64 = r.get(6)?;
+    let impact: i64 = r.get(7)?;
+    let residual_likelihood: Option<i64> = r.get(11)?;
+    let residual_impact: Option<i64> = r.get(12)?;
+    let treatment: crate::domain::risk::Treatment = r.get::<String>(9)?.parse()?;
     let score = likelihood * impact;
     let residual_score = match (residual_likelihood, residual_impact) {
         (Some(l), Some(i)) => Some(l * i),
         _ if treatment == crate::domain::risk::Treatment::Accept => Some(score),
         _ => None,
     };
-    let properties: Vec<Property> = serde_json::from_str(&r.try_get::<String, _>(5)?)
-        .map_err(|e| Error::Internal(format!("stored properties: {e}")))?;
+    let properties: Vec<Property> =
+        serde_json::from_str(&r.get::<String>(5)?).map_err(|e| Error::Internal(format!("stored properties: {e}")))?;
     Ok(Risk {
-        reference: RecordRef::new(RecordKind::Risk, r.try_get(0)?).to_string(),
-        title: r.try_get(1)?,
-        asset: r.try_get(2)?,
-        threat: r.try_get(3)?,
-        vulnerability: r.try_get(4)?,
+        reference: RecordRef::new(RecordKind::Risk, r.get(0)?).to_string(),
+        title: r.get(1)?,
+        asset: r.get(2)?,
+        threat: r.get(3)?,
+        vulnerability: r.get(4)?,
         properties,
         likelihood,
         impact,
         score,
         level: m.level(score),
-        owner: r.try_get(8)?,
+        owner: r.get(8)?,
         treatment,
-        treatment_plan: r.try_get(10)?,
+        treatment_plan: r.get(10)?,
         controls,
         residual_likelihood,
         residual_impact,
         residual_score,
         residual_level: residual_score.map(|s| m.level(s)),
         acceptable: residual_score.map(|s| m.acceptable(s)),
-        accepted_by: r.try_get(13)?,
-        accepted_at: r.try_get(14)?,
-        version: r.try_get(15)?,
-        created_at: r.try_get(16)?,
-        created_by: r.try_get(17)?,
-        updated_at: r.try_get(18)?,
-        updated_by: r.try_get(19)?,
+        accepted_by: r.get(13)?,
+        accepted_at: r.get(14)?,
+        version: r.get(15)?,
+        created_at: r.get(16)?,
+        created_by: r.get(17)?,
+        updated_at: r.get(18)?,
+        updated_by: r.get(19)?,
     })
 }
 
-async fn load_risk(conn: &mut AnyConnection, number: i64, m: Methodology) -> Result<Option<Risk>> {
+async fn load_risk(conn: &mut Conn<'_>, number: i64, m: Methodology) -> Result<Option<Risk>> {
     let sql = format!("SELECT {COLUMNS} FROM risks WHERE number = $1");
-    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(&mut *conn).await? else {
+    let Some(row) = conn.fetch_optional(&sql, args![number]).await? else {
         return Ok(None);
     };
-    let controls: Vec<String> =
-        sqlx::query_scalar("SELECT control FROM risk_controls WHERE risk = $1 ORDER BY control")
-            .bind(number)
-            .fetch_all(&mut *conn)
-            .await?;
+    let rows =
+        conn.fetch_all("SELECT control FROM risk_controls WHERE risk = $1 ORDER BY control", args![number]).await?;
+    let controls = rows.iter().map(|r| r.get(0)).collect::<Result<Vec<String>>>()?;
     risk_from_row(&row, sort_controls(controls), m).map(Some)
 }
 
@@ -115,91 +111,75 @@ fn properties_json(p: &[Property]) -> Result<String> {
     serde_json::to_string(p).map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// A risk's fields, bound to `$1`–`$14` of its INSERT and its UPDATE.
+fn risk_values<'a>(f: &'a RiskFields, properties: &'a str) -> Vec<Value<'a>> {
+    let accepted = |part: fn(&(String, String)) -> &str| Value::Text(f.accepted.as_ref().map(part));
+    vec![
+        f.title.value(),
+        f.asset.value(),
+        f.threat.value(),
+        f.vulnerability.value(),
+        properties.value(),
+        Value::Int(Some(f.likelihood.get())),
+        Value::Int(Some(f.impact.get())),
+        f.owner.value(),
+        Value::Text(Some(f.treatment.as_str())),
+        f.treatment_plan.value(),
+        Value::Int(f.residual_likelihood.map(Rating::get)),
+        Value::Int(f.residual_impact.map(Rating::get)),
+        accepted(|a| &a.0),
+        accepted(|a| &a.1),
+    ]
+}
+
 impl Write {
     /// The risk with this number, read inside this write.
     pub async fn risk(&mut self, number: i64, m: Methodology) -> Result<Option<Risk>> {
-        load_risk(self.tx(), number, m).await
+        load_risk(&mut self.conn(), number, m).await
     }
 
     /// Inserts a risk with the next `RISK-n` number.
     pub async fn insert_risk(&mut self, actor: &str, f: &RiskFields, m: Methodology) -> Result<Risk> {
         let number = self.next_number(RecordKind::Risk).await?;
         let now = stamp(self.now());
-        sqlx::query(
-            "INSERT INTO risks (number, title, asset, threat, vulnerability, properties, likelihood, impact, owner, \
-             treatment, treatment_plan, residual_likelihood, residual_impact, accepted_by, accepted_at, version, \
-             created_at, created_by, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $17, $16, $17)",
-        )
-        .bind(number)
-        .bind(&f.title)
-        .bind(&f.asset)
-        .bind(&f.threat)
-        .bind(&f.vulnerability)
-        .bind(properties_json(&f.properties)?)
-        .bind(f.likelihood.get())
-        .bind(f.impact.get())
-        .bind(&f.owner)
-        .bind(f.treatment.as_str())
-        .bind(f.treatment_plan.as_deref())
-        .bind(f.residual_likelihood.map(Rating::get))
-        .bind(f.residual_impact.map(Rating::get))
-        .bind(f.accepted.as_ref().map(|a| a.0.clone()))
-        .bind(f.accepted.as_ref().map(|a| a.1.clone()))
-        .bind(&now)
-        .bind(actor)
-        .execute(&mut **self.tx())
-        .await?;
+        let properties = properties_json(&f.properties)?;
+        let mut values = risk_values(f, &properties);
+        values.extend_from_slice(args![now, actor, number]);
+        let sql = "INSERT INTO risks (title, asset, threat, vulnerability, properties, likelihood, impact, owner, \
+             treatment, treatment_plan, residual_likelihood, residual_impact, accepted_by, accepted_at, \
+             created_at, created_by, updated_at, updated_by, number, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $15, $16, $17, 1)";
+        self.conn().execute(sql, &values).await?;
         self.set_risk_controls(number, &f.controls).await?;
         self.risk(number, m).await?.ok_or_else(|| Error::Internal(format!("RISK-{number} vanished")))
     }
 
     /// Replaces every field of a risk read at version `expected`.
     pub async fn update_risk(&mut self, actor: &str, number: i64, expected: i64, f: &RiskFields) -> Result<()> {
-        let query = sqlx::query(
-            "UPDATE risks SET title = $1, asset = $2, threat = $3, vulnerability = $4, properties = $5, \
+        let sql = "UPDATE risks SET title = $1, asset = $2, threat = $3, vulnerability = $4, properties = $5, \
              likelihood = $6, impact = $7, owner = $8, treatment = $9, treatment_plan = $10, \
              residual_likelihood = $11, residual_impact = $12, accepted_by = $13, accepted_at = $14, \
-             version = version + 1, updated_at = $15, updated_by = $16 WHERE number = $17 AND version = $18",
-        )
-        .bind(f.title.clone())
-        .bind(f.asset.clone())
-        .bind(f.threat.clone())
-        .bind(f.vulnerability.clone())
-        .bind(properties_json(&f.properties)?)
-        .bind(f.likelihood.get())
-        .bind(f.impact.get())
-        .bind(f.owner.clone())
-        .bind(f.treatment.as_str())
-        .bind(f.treatment_plan.clone())
-        .bind(f.residual_likelihood.map(Rating::get))
-        .bind(f.residual_impact.map(Rating::get))
-        .bind(f.accepted.as_ref().map(|a| a.0.clone()))
-        .bind(f.accepted.as_ref().map(|a| a.1.clone()));
-        self.versioned_update(query, "risks", RecordRef::new(RecordKind::Risk, number), actor, expected).await?;
+             version = version + 1, updated_at = $15, updated_by = $16 WHERE number = $17 AND version = $18";
+        let properties = properties_json(&f.properties)?;
+        let r = RecordRef::new(RecordKind::Risk, number);
+        self.versioned_update(sql, &risk_values(f, &properties), "risks", r, actor, expected).await?;
         self.set_risk_controls(number, &f.controls).await
     }
 
     async fn set_risk_controls(&mut self, number: i64, controls: &[String]) -> Result<()> {
-        sqlx::query("DELETE FROM risk_controls WHERE risk = $1").bind(number).execute(&mut **self.tx()).await?;
+        self.conn().execute("DELETE FROM risk_controls WHERE risk = $1", args![number]).await?;
         for c in controls {
-            sqlx::query("INSERT INTO risk_controls (control, risk) VALUES ($1, $2)")
-                .bind(c)
-                .bind(number)
-                .execute(&mut **self.tx())
-                .await?;
+            self.conn().execute("INSERT INTO risk_controls (control, risk) VALUES ($1, $2)", args![c, number]).await?;
         }
         Ok(())
     }
 
     /// Replaces the risks linked to one control (the SoA side of the same links).
     pub async fn set_control_risks(&mut self, control: &str, risks: &[i64]) -> Result<()> {
-        sqlx::query("DELETE FROM risk_controls WHERE control = $1").bind(control).execute(&mut **self.tx()).await?;
+        self.conn().execute("DELETE FROM risk_controls WHERE control = $1", args![control]).await?;
         for r in risks {
-            sqlx::query("INSERT INTO risk_controls (control, risk) VALUES ($1, $2)")
-                .bind(control)
-                .bind(*r)
-                .execute(&mut **self.tx())
+            self.conn()
+                .execute("INSERT INTO risk_controls (control, risk) VALUES ($1, $2)", args![control, *r])
                 .await?;
         }
         Ok(())
@@ -210,11 +190,11 @@ impl Write {
         if numbers.is_empty() {
             return Ok(Vec::new());
         }
-        let args: Vec<Arg> = numbers.iter().map(|n| Arg::Int(*n)).collect();
-        let placeholders: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        let values: Vec<Value> = numbers.iter().map(Bind::value).collect();
+        let placeholders: Vec<String> = (1..=values.len()).map(|i| format!("${i}")).collect();
         let sql = format!("SELECT number FROM risks WHERE number IN ({})", placeholders.join(", "));
-        let rows = query_with(sql, args).fetch_all(&mut **self.tx()).await?;
-        rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)?)).collect()
+        let rows = self.conn().fetch_all(&sql, &values).await?;
+        rows.iter().map(|r| r.get::<i64>(0)).collect()
     }
 }
 
@@ -222,7 +202,7 @@ impl Store {
     /// The risk with this number, if any.
     pub async fn risk(&self, number: i64, m: Methodology) -> Result<Option<Risk>> {
         let mut conn = self.pool().acquire().await?;
-        load_risk(&mut conn, number, m).await
+        load_risk(&mut Conn::Any(&mut conn), number, m).await
     }
 }
 

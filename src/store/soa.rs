@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use sqlx::{AnyConnection, Row};
 
+use super::sql::{Cells, Conn, Row, args};
 use super::{Store, Write};
 use crate::catalog::catalog;
 use crate::domain::references::{RecordKind, RecordRef};
@@ -52,22 +52,23 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
-async fn load_soa(conn: &mut AnyConnection, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
-    let rows = sqlx::query(
-        "SELECT control, applicable, justification, status, implementation, owner, evidence, requirement, \
-         risk_assessment, version, updated_at, updated_by FROM soa_entries",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let links = sqlx::query("SELECT control, risk FROM risk_controls ORDER BY risk").fetch_all(&mut *conn).await?;
+async fn load_soa(conn: &mut Conn<'_>, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
+    let rows = conn
+        .fetch_all(
+            "SELECT control, applicable, justification, status, implementation, owner, evidence, requirement, \
+             risk_assessment, version, updated_at, updated_by FROM soa_entries",
+            args![],
+        )
+        .await?;
+    let links = conn.fetch_all("SELECT control, risk FROM risk_controls ORDER BY risk", args![]).await?;
     let mut risks: HashMap<String, Vec<String>> = HashMap::new();
     for l in &links {
-        let control: String = l.try_get(0)?;
-        risks.entry(control).or_default().push(RecordRef::new(RecordKind::Risk, l.try_get(1)?).to_string());
+        let control: String = l.get(0)?;
+        risks.entry(control).or_default().push(RecordRef::new(RecordKind::Risk, l.get(1)?).to_string());
     }
-    let mut stored: HashMap<String, &sqlx::any::AnyRow> = HashMap::new();
+    let mut stored: HashMap<String, &Row> = HashMap::new();
     for r in &rows {
-        stored.insert(r.try_get(0)?, r);
+        stored.insert(r.get(0)?, r);
     }
     catalog()
         .controls()
@@ -94,65 +95,55 @@ async fn load_soa(conn: &mut AnyConnection, today: NaiveDate, max_age_days: u64)
                     updated_by: None,
                 });
             };
-            let applicable = Some(r.try_get::<i64, _>(1)? == 1);
-            let status: Option<ImplementationStatus> = Some(r.try_get::<String, _>(3)?.parse()?);
-            let evidence: Vec<Evidence> = serde_json::from_str(&r.try_get::<String, _>(6)?)
+            let applicable = Some(r.get::<i64>(1)? == 1);
+            let status: Option<ImplementationStatus> = Some(r.get::<String>(3)?.parse()?);
+            let evidence: Vec<Evidence> = serde_json::from_str(&r.get::<String>(6)?)
                 .map_err(|e| Error::Internal(format!("stored evidence: {e}")))?;
-            let requirement: Option<String> = r.try_get(7)?;
+            let requirement: Option<String> = r.get(7)?;
             Ok(SoaEntry {
                 control: c.reference.clone(),
                 title: c.title.clone(),
                 applicable,
-                justification: Some(r.try_get(2)?),
+                justification: Some(r.get(2)?),
                 untraceable: untraceable(applicable, linked.len(), requirement.as_deref()),
                 stale_evidence: applicable == Some(true) && stale_evidence(status, &evidence, today, max_age_days),
                 status,
-                implementation: r.try_get(4)?,
-                owner: r.try_get(5)?,
+                implementation: r.get(4)?,
+                owner: r.get(5)?,
                 evidence,
                 requirement,
-                risk_assessment: r.try_get(8)?,
+                risk_assessment: r.get(8)?,
                 risks: linked,
-                version: r.try_get(9)?,
-                updated_at: r.try_get(10)?,
-                updated_by: r.try_get(11)?,
+                version: r.get(9)?,
+                updated_at: r.get(10)?,
+                updated_by: r.get(11)?,
             })
         })
         .collect()
 }
 
-async fn load_version(conn: &mut AnyConnection, number: Option<i64>) -> Result<Option<SoaVersion>> {
-    let query = match number {
-        Some(n) => {
-            sqlx::query("SELECT number, approved_at, approved_by, note, entries FROM soa_versions WHERE number = $1")
-                .bind(n)
-        }
-        None => sqlx::query(
-            "SELECT number, approved_at, approved_by, note, entries FROM soa_versions ORDER BY number DESC LIMIT 1",
-        ),
+async fn load_version(conn: &mut Conn<'_>, number: Option<i64>) -> Result<Option<SoaVersion>> {
+    const COLUMNS: &str = "SELECT number, approved_at, approved_by, note, entries FROM soa_versions";
+    let row = match number {
+        Some(n) => conn.fetch_optional(&format!("{COLUMNS} WHERE number = $1"), args![n]).await?,
+        None => conn.fetch_optional(&format!("{COLUMNS} ORDER BY number DESC LIMIT 1"), args![]).await?,
     };
-    let Some(r) = query.fetch_optional(&mut *conn).await? else { return Ok(None) };
-    let entries: Vec<SoaEntry> = serde_json::from_str(&r.try_get::<String, _>(4)?)
-        .map_err(|e| Error::Internal(format!("stored SoA version: {e}")))?;
-    Ok(Some(SoaVersion {
-        number: r.try_get(0)?,
-        approved_at: r.try_get(1)?,
-        approved_by: r.try_get(2)?,
-        note: r.try_get(3)?,
-        entries,
-    }))
+    let Some(r) = row else { return Ok(None) };
+    let entries: Vec<SoaEntry> =
+        serde_json::from_str(&r.get::<String>(4)?).map_err(|e| Error::Internal(format!("stored SoA version: {e}")))?;
+    Ok(Some(SoaVersion { number: r.get(0)?, approved_at: r.get(1)?, approved_by: r.get(2)?, note: r.get(3)?, entries }))
 }
 
 impl Write {
     /// The whole SoA as it stands inside this write.
     pub async fn soa(&mut self, max_age_days: u64) -> Result<Vec<SoaEntry>> {
         let today = self.now().date_naive();
-        load_soa(self.tx(), today, max_age_days).await
+        load_soa(&mut self.conn(), today, max_age_days).await
     }
 
     /// The latest approved version, inside this write.
     pub async fn latest_soa_version(&mut self) -> Result<Option<SoaVersion>> {
-        load_version(self.tx(), None).await
+        load_version(&mut self.conn(), None).await
     }
 
     /// Decides one control's entry: inserts it when `expected` is 0 (undecided), otherwise
@@ -167,55 +158,39 @@ impl Write {
         let now = stamp(self.now());
         let applicable = i64::from(f.applicable);
         let evidence = json(&f.evidence)?;
-        let affected = if expected == 0 {
-            sqlx::query(
-                "INSERT INTO soa_entries (control, applicable, justification, status, implementation, owner, evidence, \
-                 requirement, risk_assessment, version, updated_at, updated_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11) ON CONFLICT DO NOTHING",
-            )
-            .bind(control)
-            .bind(applicable)
-            .bind(&f.justification)
-            .bind(f.status.as_str())
-            .bind(f.implementation.as_deref())
-            .bind(f.owner.as_deref())
-            .bind(&evidence)
-            .bind(f.requirement.as_deref())
-            .bind(f.risk_assessment.as_deref())
-            .bind(&now)
-            .bind(actor)
-            .execute(&mut **self.tx())
-            .await?
-            .rows_affected()
+        // Both statements take the same values; a new entry starts at version `expected + 1` = 1.
+        let sql = if expected == 0 {
+            "INSERT INTO soa_entries (applicable, justification, status, implementation, owner, evidence, \
+             requirement, risk_assessment, updated_at, updated_by, control, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 + 1) ON CONFLICT DO NOTHING"
         } else {
-            sqlx::query(
-                "UPDATE soa_entries SET applicable = $1, justification = $2, status = $3, implementation = $4, \
-                 owner = $5, evidence = $6, requirement = $7, risk_assessment = $8, version = version + 1, \
-                 updated_at = $9, updated_by = $10 WHERE control = $11 AND version = $12",
-            )
-            .bind(applicable)
-            .bind(&f.justification)
-            .bind(f.status.as_str())
-            .bind(f.implementation.as_deref())
-            .bind(f.owner.as_deref())
-            .bind(&evidence)
-            .bind(f.requirement.as_deref())
-            .bind(f.risk_assessment.as_deref())
-            .bind(&now)
-            .bind(actor)
-            .bind(control)
-            .bind(expected)
-            .execute(&mut **self.tx())
-            .await?
-            .rows_affected()
+            "UPDATE soa_entries SET applicable = $1, justification = $2, status = $3, implementation = $4, \
+             owner = $5, evidence = $6, requirement = $7, risk_assessment = $8, version = version + 1, \
+             updated_at = $9, updated_by = $10 WHERE control = $11 AND version = $12"
         };
+        let (status, implementation) = (f.status.as_str(), f.implementation.as_deref());
+        let (owner, requirement, assessment) =
+            (f.owner.as_deref(), f.requirement.as_deref(), f.risk_assessment.as_deref());
+        let values = args![
+            applicable,
+            f.justification,
+            status,
+            implementation,
+            owner,
+            evidence,
+            requirement,
+            assessment,
+            now,
+            actor,
+            control,
+            expected
+        ];
+        let affected = self.conn().execute(sql, values).await?;
         if affected == 1 {
             return Ok(());
         }
-        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM soa_entries WHERE control = $1")
-            .bind(control)
-            .fetch_optional(&mut **self.tx())
-            .await?;
+        let sql = "SELECT version FROM soa_entries WHERE control = $1";
+        let current = self.conn().fetch_optional(sql, args![control]).await?.map(|r| r.get::<i64>(0)).transpose()?;
         Err(Error::Conflict {
             reference: format!("the SoA entry of {control}"),
             expected,
@@ -226,16 +201,10 @@ impl Write {
     /// Freezes `entries` as the next approved version.
     pub async fn insert_soa_version(&mut self, actor: &str, note: Option<&str>, entries: &[SoaEntry]) -> Result<i64> {
         let number = self.next_number(RecordKind::SoaVersion).await?;
-        sqlx::query(
-            "INSERT INTO soa_versions (number, approved_at, approved_by, note, entries) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(number)
-        .bind(stamp(self.now()))
-        .bind(actor)
-        .bind(note)
-        .bind(json(&entries)?)
-        .execute(&mut **self.tx())
-        .await?;
+        let now = stamp(self.now());
+        let sql =
+            "INSERT INTO soa_versions (number, approved_at, approved_by, note, entries) VALUES ($1, $2, $3, $4, $5)";
+        self.conn().execute(sql, args![number, now, actor, note, json(&entries)?]).await?;
         Ok(number)
     }
 }
@@ -244,12 +213,12 @@ impl Store {
     /// The whole SoA as it stands: 93 entries in catalogue order, undecided ones empty.
     pub async fn soa(&self, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
         let mut conn = self.pool().acquire().await?;
-        load_soa(&mut conn, today, max_age_days).await
+        load_soa(&mut Conn::Any(&mut conn), today, max_age_days).await
     }
 
     /// An approved version, or the latest one with `None`.
     pub async fn soa_version(&self, number: Option<i64>) -> Result<Option<SoaVersion>> {
         let mut conn = self.pool().acquire().await?;
-        load_version(&mut conn, number).await
+        load_version(&mut Conn::Any(&mut conn), number).await
     }
 }

@@ -1,0 +1,319 @@
+//! Statements on either backend: values bound to `$n` placeholders, rows read by column.
+//!
+//! PostgreSQL statements go through sqlx's `Any` driver. SQLite writes run on a native
+//! connection ([`rusqlite`]) in the calling task: inside an open transaction a statement only
+//! touches SQLite's page cache and takes microseconds, whereas sqlx hands every statement to
+//! the connection's own thread and back (two context switches each, a dozen per write).
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+use crate::error::{Error, Result};
+
+/// One value bound to a placeholder. Nulls keep their type, which PostgreSQL needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Value<'a> {
+    /// An integer or a typed null.
+    Int(Option<i64>),
+    /// Text or a typed null.
+    Text(Option<&'a str>),
+    /// A boolean (an integer 0 or 1 on SQLite).
+    Bool(bool),
+}
+
+/// Something that can be bound as a [`Value`].
+pub(crate) trait Bind {
+    /// The value to bind.
+    fn value(&self) -> Value<'_>;
+}
+
+impl Bind for i64 {
+    fn value(&self) -> Value<'_> {
+        Value::Int(Some(*self))
+    }
+}
+
+impl Bind for Option<i64> {
+    fn value(&self) -> Value<'_> {
+        Value::Int(*self)
+    }
+}
+
+impl Bind for bool {
+    fn value(&self) -> Value<'_> {
+        Value::Bool(*self)
+    }
+}
+
+impl Bind for str {
+    fn value(&self) -> Value<'_> {
+        Value::Text(Some(self))
+    }
+}
+
+impl Bind for String {
+    fn value(&self) -> Value<'_> {
+        Value::Text(Some(self))
+    }
+}
+
+impl Bind for Option<&str> {
+    fn value(&self) -> Value<'_> {
+        Value::Text(*self)
+    }
+}
+
+impl Bind for Option<String> {
+    fn value(&self) -> Value<'_> {
+        Value::Text(self.as_deref())
+    }
+}
+
+impl<T: Bind + ?Sized> Bind for &T {
+    fn value(&self) -> Value<'_> {
+        (**self).value()
+    }
+}
+
+/// The values of a statement, in placeholder order: `args![number, title]`.
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        &[$($crate::store::sql::Bind::value(&$a)),*][..]
+    };
+}
+pub(crate) use args;
+
+/// One column of a native row.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+/// A row read through [`Conn`].
+pub(crate) enum Row {
+    /// From sqlx.
+    Any(AnyRow),
+    /// From the native SQLite connection.
+    Native(Vec<Cell>),
+}
+
+/// Reads typed columns by index, from either kind of row.
+pub(crate) trait Cells {
+    /// Column `i` as `T`.
+    fn get<T: FromCell>(&self, i: usize) -> Result<T>;
+}
+
+impl Cells for AnyRow {
+    fn get<T: FromCell>(&self, i: usize) -> Result<T> {
+        T::from_any(self, i)
+    }
+}
+
+impl Cells for Row {
+    fn get<T: FromCell>(&self, i: usize) -> Result<T> {
+        match self {
+            Row::Any(r) => T::from_any(r, i),
+            Row::Native(cells) => {
+                let cell = cells.get(i).ok_or_else(|| Error::Internal(format!("row has no column {i}")))?;
+                T::from_cell(cell).ok_or_else(|| Error::Internal(format!("column {i} holds {cell:?}")))
+            }
+        }
+    }
+}
+
+/// A Rust type a column converts to.
+pub(crate) trait FromCell: Sized {
+    /// From a sqlx row.
+    fn from_any(r: &AnyRow, i: usize) -> Result<Self>;
+    /// From a native cell; `None` when the cell holds another type.
+    fn from_cell(c: &Cell) -> Option<Self>;
+}
+
+impl FromCell for i64 {
+    fn from_any(r: &AnyRow, i: usize) -> Result<Self> {
+        Ok(r.try_get(i)?)
+    }
+    fn from_cell(c: &Cell) -> Option<Self> {
+        match c {
+            Cell::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for bool {
+    fn from_any(r: &AnyRow, i: usize) -> Result<Self> {
+        Ok(r.try_get(i)?)
+    }
+    fn from_cell(c: &Cell) -> Option<Self> {
+        i64::from_cell(c).map(|v| v != 0)
+    }
+}
+
+impl FromCell for String {
+    fn from_any(r: &AnyRow, i: usize) -> Result<Self> {
+        Ok(r.try_get(i)?)
+    }
+    fn from_cell(c: &Cell) -> Option<Self> {
+        match c {
+            Cell::Text(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl<T: FromCell> FromCell for Option<T>
+where
+    Option<T>: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    fn from_any(r: &AnyRow, i: usize) -> Result<Self> {
+        Ok(r.try_get(i)?)
+    }
+    fn from_cell(c: &Cell) -> Option<Self> {
+        match c {
+            Cell::Null => Some(None),
+            other => T::from_cell(other).map(Some),
+        }
+    }
+}
+
+/// A connection statements run on: sqlx's (PostgreSQL, and SQLite reads) or the native
+/// SQLite writer's, inside its open transaction.
+pub(crate) enum Conn<'c> {
+    /// A sqlx connection or transaction.
+    Any(&'c mut AnyConnection),
+    /// The native SQLite connection.
+    Native(&'c mut rusqlite::Connection),
+}
+
+impl Conn<'_> {
+    /// Runs a statement; returns the number of rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &str, args: &[Value<'_>]) -> Result<u64> {
+        match self {
+            Conn::Any(c) => Ok(any_query(sql, args).execute(&mut **c).await?.rows_affected()),
+            Conn::Native(c) => Ok(prepared(c, sql, args)?.raw_execute()? as u64),
+        }
+    }
+
+    /// Every row of a query.
+    pub(crate) async fn fetch_all(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Vec<Row>> {
+        match self {
+            Conn::Any(c) => Ok(any_query(sql, args).fetch_all(&mut **c).await?.into_iter().map(Row::Any).collect()),
+            Conn::Native(c) => native_rows(c, sql, args, usize::MAX),
+        }
+    }
+
+    /// The first row of a query, if any.
+    pub(crate) async fn fetch_optional(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Option<Row>> {
+        match self {
+            Conn::Any(c) => Ok(any_query(sql, args).fetch_optional(&mut **c).await?.map(Row::Any)),
+            Conn::Native(c) => Ok(native_rows(c, sql, args, 1)?.pop()),
+        }
+    }
+
+    /// The first row of a query that must return one.
+    pub(crate) async fn fetch_one(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Row> {
+        self.fetch_optional(sql, args).await?.ok_or_else(|| Error::Internal(format!("no row from `{sql}`")))
+    }
+}
+
+fn any_query<'a>(sql: &str, args: &[Value<'_>]) -> sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments> {
+    args.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), |q, a| match *a {
+        Value::Int(v) => q.bind(v),
+        Value::Text(v) => q.bind(v.map(str::to_owned)),
+        Value::Bool(v) => q.bind(v),
+    })
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Value::Int(Some(v)) => ValueRef::Integer(v),
+            Value::Bool(v) => ValueRef::Integer(i64::from(v)),
+            Value::Text(Some(v)) => ValueRef::Text(v.as_bytes()),
+            Value::Int(None) | Value::Text(None) => ValueRef::Null,
+        }))
+    }
+}
+
+/// The cached statement for `sql` with `args` bound. `$n` binds the n-th value wherever it
+/// appears, as sqlx does (SQLite itself numbers `$n` parameters by first appearance).
+fn prepared<'c>(
+    conn: &'c rusqlite::Connection,
+    sql: &str,
+    args: &[Value<'_>],
+) -> Result<rusqlite::CachedStatement<'c>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for index in 1..=stmt.parameter_count() {
+        let n = stmt.parameter_name(index).and_then(|name| name.strip_prefix('$')?.parse::<usize>().ok());
+        let value = n
+            .and_then(|n| args.get(n.checked_sub(1)?))
+            .ok_or_else(|| Error::Internal(format!("parameter {index} of `{sql}` has no value")))?;
+        stmt.raw_bind_parameter(index, value)?;
+    }
+    Ok(stmt)
+}
+
+/// Up to `limit` rows of a query on the native connection.
+fn native_rows(conn: &rusqlite::Connection, sql: &str, args: &[Value<'_>], limit: usize) -> Result<Vec<Row>> {
+    use rusqlite::types::ValueRef;
+    let mut stmt = prepared(conn, sql, args)?;
+    let width = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        let Some(row) = rows.next()? else { break };
+        let cells = (0..width)
+            .map(|i| match row.get_ref(i)? {
+                ValueRef::Null => Ok(Cell::Null),
+                ValueRef::Integer(v) => Ok(Cell::Int(v)),
+                ValueRef::Text(v) => Ok(Cell::Text(String::from_utf8_lossy(v).into_owned())),
+                other => Err(Error::Internal(format!("column {i} of `{sql}` is {:?}", other.data_type()))),
+            })
+            .collect::<Result<_>>()?;
+        out.push(Row::Native(cells));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT)").unwrap();
+        c
+    }
+
+    #[tokio::test]
+    async fn dollar_placeholders_bind_by_number_not_by_first_appearance() {
+        let mut c = conn();
+        let mut conn = Conn::Native(&mut c);
+        let b: Option<&str> = None;
+        conn.execute("INSERT INTO t (b, a) VALUES ($2, $1)", args![7i64, "seven"]).await.unwrap();
+        conn.execute("INSERT INTO t (a, b) VALUES ($1, $2)", args![8i64, b]).await.unwrap();
+        let rows = conn.fetch_all("SELECT a, b FROM t WHERE a >= $1 AND a <= $1 + 1 ORDER BY a", args![7i64]).await;
+        let rows = rows.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].get::<i64>(0).unwrap(), 7);
+        assert_eq!(rows[0].get::<String>(1).unwrap(), "seven");
+        assert_eq!(rows[1].get::<Option<String>>(1).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_missing_value_or_a_wrong_type_is_an_error_not_a_guess() {
+        let mut c = conn();
+        let mut conn = Conn::Native(&mut c);
+        assert!(conn.execute("INSERT INTO t (a, b) VALUES ($1, $2)", args![1i64]).await.is_err());
+        conn.execute("INSERT INTO t (a, b) VALUES ($1, $2)", args![1i64, "x"]).await.unwrap();
+        let row = conn.fetch_one("SELECT a, b FROM t", args![]).await.unwrap();
+        assert!(row.get::<String>(0).is_err());
+        assert!(row.get::<i64>(1).is_err());
+        assert!(row.get::<i64>(2).is_err());
+        assert!(conn.fetch_optional("SELECT a FROM t WHERE a = $1", args![2i64]).await.unwrap().is_none());
+    }
+}
