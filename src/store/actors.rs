@@ -152,21 +152,26 @@ impl Store {
 
     /// The active actor a bearer token identifies, if the token is valid.
     pub async fn actor_by_token(&self, token: &str) -> Result<Option<Actor>> {
-        let row = sqlx::query(
-            "SELECT a.name, a.kind, a.role FROM tokens t JOIN actors a ON a.name = t.actor \
+        let row = self
+            .read()
+            .await?
+            .conn()
+            .fetch_optional(
+                "SELECT a.name, a.kind, a.role FROM tokens t JOIN actors a ON a.name = t.actor \
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND a.status = 'active'",
-        )
-        .bind(token_hash(token))
-        .fetch_optional(self.pool())
-        .await?;
+                args![token_hash(token)],
+            )
+            .await?;
         row.as_ref().map(actor_from_row).transpose()
     }
 
     /// The active actor with this name, if any.
     pub async fn actor_by_name(&self, name: &str) -> Result<Option<Actor>> {
-        let row = sqlx::query("SELECT name, kind, role FROM actors WHERE name = $1 AND status = 'active'")
-            .bind(name)
-            .fetch_optional(self.pool())
+        let row = self
+            .read()
+            .await?
+            .conn()
+            .fetch_optional("SELECT name, kind, role FROM actors WHERE name = $1 AND status = 'active'", args![name])
             .await?;
         row.as_ref().map(actor_from_row).transpose()
     }
@@ -196,12 +201,15 @@ impl Store {
 
     /// The tokens of an actor, newest first.
     pub async fn tokens(&self, name: &str) -> Result<Vec<TokenInfo>> {
-        let rows = sqlx::query(
-            "SELECT token_hash, created_at, revoked_at FROM tokens WHERE actor = $1 ORDER BY created_at DESC",
-        )
-        .bind(name)
-        .fetch_all(self.pool())
-        .await?;
+        let rows = self
+            .read()
+            .await?
+            .conn()
+            .fetch_all(
+                "SELECT token_hash, created_at, revoked_at FROM tokens WHERE actor = $1 ORDER BY created_at DESC",
+                args![name],
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 let hash: String = r.get(0)?;
@@ -249,8 +257,11 @@ impl Store {
 
     /// Every actor, active and retired, by name.
     pub async fn actor_list(&self) -> Result<Vec<ActorInfo>> {
-        let rows = sqlx::query("SELECT name, kind, role, model, model_version, status FROM actors ORDER BY name")
-            .fetch_all(self.pool())
+        let rows = self
+            .read()
+            .await?
+            .conn()
+            .fetch_all("SELECT name, kind, role, model, model_version, status FROM actors ORDER BY name", args![])
             .await?;
         rows.iter()
             .map(|r| {
@@ -268,8 +279,11 @@ impl Store {
 
     /// Every active actor, by name.
     pub async fn actors(&self) -> Result<Vec<Actor>> {
-        let rows = sqlx::query("SELECT name, kind, role FROM actors WHERE status = 'active' ORDER BY name")
-            .fetch_all(self.pool())
+        let rows = self
+            .read()
+            .await?
+            .conn()
+            .fetch_all("SELECT name, kind, role FROM actors WHERE status = 'active' ORDER BY name", args![])
             .await?;
         rows.iter().map(actor_from_row).collect()
     }

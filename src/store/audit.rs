@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::Store;
+use super::sql::{Cells, args};
 use crate::domain::audit::{Break, ChainWalk, EntryFields, GENESIS};
 use crate::error::{Error, Result};
 
@@ -57,19 +58,16 @@ pub struct ChainReport {
 impl Store {
     /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first.
     pub async fn history(&self, record: &str) -> Result<Vec<AuditEntry>> {
-        let rows =
-            sqlx::query("SELECT seq, at, actor, operation, detail FROM audit_log WHERE record_ref = $1 ORDER BY seq")
-                .bind(record)
-                .fetch_all(self.pool())
-                .await?;
+        let sql = "SELECT seq, at, actor, operation, detail FROM audit_log WHERE record_ref = $1 ORDER BY seq";
+        let rows = self.read().await?.conn().fetch_all(sql, args![record]).await?;
         rows.iter()
             .map(|r| {
-                let detail: String = r.try_get(4)?;
+                let detail: String = r.get(4)?;
                 Ok(AuditEntry {
-                    seq: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    operation: r.try_get(3)?,
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    operation: r.get(3)?,
                     detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
                 })
             })
@@ -90,8 +88,9 @@ impl Store {
     pub async fn verify_chain_in(&self, parts: i64, from: i64) -> Result<ChainReport> {
         // The head is read first and the walk stops at it, so writes committed during the walk
         // (which append after the head) are neither missed nor taken for a truncation.
-        let head = sqlx::query("SELECT seq, hash FROM chain_head WHERE id = 1").fetch_one(self.pool()).await?;
-        let (head_seq, head_hash): (i64, String) = (head.try_get(0)?, head.try_get(1)?);
+        let head =
+            self.read().await?.conn().fetch_one("SELECT seq, hash FROM chain_head WHERE id = 1", args![]).await?;
+        let (head_seq, head_hash): (i64, String) = (head.get(0)?, head.get(1)?);
         let parts = if head_seq < from { 1 } else { parts.clamp(1, head_seq) };
         let size = (head_seq / parts).max(1);
         let mut walks = Vec::new();

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::sql::{Cells, Conn, args};
-use super::{Arg, Store, Write, query_with};
+use super::sql::{Bind, Cells, Conn, Value, args};
+use super::{Arg, Store, Write};
 use crate::domain::change::{
     ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
 };
@@ -165,8 +165,8 @@ impl Write {
 impl Store {
     /// The change request with this number, if any.
     pub async fn change_request(&self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
-        let mut conn = self.pool().acquire().await?;
-        load(&mut Conn::Any(&mut conn), number, policy, Utc::now()).await
+        let mut reader = self.read().await?;
+        load(&mut reader.conn(), number, policy, Utc::now()).await
     }
 
     /// Change requests matching `filter`, newest first.
@@ -212,27 +212,24 @@ impl Store {
         let where_clause =
             if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
         let sql = format!("SELECT {COLUMNS} FROM change_requests {where_clause} ORDER BY number DESC LIMIT {limit}");
-        let rows = query_with(sql, args).fetch_all(self.pool()).await?;
+        let values: Vec<Value> = args.iter().map(Bind::value).collect();
+        let rows = self.read().await?.conn().fetch_all(&sql, &values).await?;
         rows.iter().map(|r| from_row(r, policy, now)).collect()
     }
 
     /// The change requests raised for a corrective action, or for a nonconformity or any of
     /// its actions.
     pub async fn change_requests_for(&self, nc: Option<i64>, ca: Option<i64>) -> Result<Vec<String>> {
-        let numbers: Vec<i64> = match (nc, ca) {
-            (_, Some(ca)) => {
-                sqlx::query_scalar("SELECT number FROM change_requests WHERE ca = $1 ORDER BY number").bind(ca).fetch_all(self.pool()).await?
-            }
-            (Some(nc), None) => {
-                sqlx::query_scalar(
-                    "SELECT number FROM change_requests WHERE nc = $1 OR ca IN (SELECT number FROM corrective_actions WHERE nc = $1) ORDER BY number",
-                )
-                .bind(nc)
-                .fetch_all(self.pool())
-                .await?
-            }
-            (None, None) => Vec::new(),
+        let (sql, number) = match (nc, ca) {
+            (_, Some(ca)) => ("SELECT number FROM change_requests WHERE ca = $1 ORDER BY number", ca),
+            (Some(nc), None) => (
+                "SELECT number FROM change_requests WHERE nc = $1 \
+                 OR ca IN (SELECT number FROM corrective_actions WHERE nc = $1) ORDER BY number",
+                nc,
+            ),
+            (None, None) => return Ok(Vec::new()),
         };
+        let numbers: Vec<i64> = self.read().await?.conn().fetch_column(sql, args![number]).await?;
         Ok(numbers.into_iter().map(|n| RecordRef::new(RecordKind::ChangeRequest, n).to_string()).collect())
     }
 }

@@ -70,6 +70,70 @@ pub struct Store {
     commits: Arc<watch::Sender<u64>>,
     /// The SQLite file, which long reads (the chain walk) open natively.
     sqlite_file: Option<std::path::PathBuf>,
+    /// On SQLite, idle native read connections (see [`Store::read`]).
+    readers: Option<Arc<Readers>>,
+}
+
+/// Idle native SQLite read connections, reused so each keeps its statement and page caches.
+#[derive(Debug)]
+struct Readers {
+    file: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+/// Most idle read connections kept: one per runtime worker and a spare.
+const IDLE_READERS: usize = 4;
+
+impl Readers {
+    fn take(&self) -> rusqlite::Result<rusqlite::Connection> {
+        if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = rusqlite::Connection::open_with_flags(&self.file, flags)?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(conn)
+    }
+
+    fn put(&self, conn: rusqlite::Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+/// A connection for reads: a pooled sqlx connection (PostgreSQL) or a native SQLite one,
+/// whose queries run in the calling task (an indexed lookup takes microseconds there, against
+/// two thread hops per statement through sqlx).
+pub(crate) enum Reader {
+    Pool(sqlx::pool::PoolConnection<Any>),
+    Native(NativeReader),
+}
+
+/// A native SQLite read connection, back among the idle ones when dropped.
+pub(crate) struct NativeReader {
+    conn: Option<rusqlite::Connection>,
+    readers: Arc<Readers>,
+}
+
+impl Drop for NativeReader {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.readers.put(conn);
+        }
+    }
+}
+
+impl Reader {
+    /// The connection to run statements on.
+    pub(crate) fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Reader::Pool(c) => Conn::Any(c),
+            Reader::Native(r) => Conn::Native(r.conn.as_mut().expect("a reader holds its connection until dropped")),
+        }
+    }
 }
 
 /// One value bound to a `$n` placeholder.
@@ -86,14 +150,6 @@ impl sql::Bind for Arg {
             Arg::Int(i) => sql::Value::Int(Some(*i)),
         }
     }
-}
-
-/// Binds `args` in order to `$1`, `$2`, … of `sql`.
-pub(crate) fn query_with(sql: String, args: Vec<Arg>) -> sqlx::query::Query<'static, Any, sqlx::any::AnyArguments> {
-    args.into_iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql)), |q, a| match a {
-        Arg::Text(s) => q.bind(s),
-        Arg::Int(i) => q.bind(i),
-    })
 }
 
 /// The SQLite URL for a database file, created if missing.
@@ -140,10 +196,10 @@ impl Store {
                     }
                     create_private(&file)?;
                 }
-                // A local file cannot drop a connection the way a network can, so the pool
-                // hands connections out without pinging them first (a round trip per query).
+                // Only migrations use this pool: reads and writes run on native connections. A
+                // local file cannot drop a connection the way a network can, so it is not pinged.
                 options
-                    .max_connections(4)
+                    .max_connections(1)
                     .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
@@ -180,7 +236,9 @@ impl Store {
                 })?)),
                 None => None,
             };
-        Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)), sqlite_file })
+        let readers =
+            sqlite_file.clone().map(|file| Arc::new(Readers { file, idle: std::sync::Mutex::new(Vec::new()) }));
+        Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)), sqlite_file, readers })
     }
 
     /// The backend in use.
@@ -202,6 +260,14 @@ impl Store {
         Ok(Write { tx, now: Utc::now(), commits: self.commits.clone() })
     }
 
+    /// A connection for reads outside a write.
+    pub(crate) async fn read(&self) -> Result<Reader> {
+        match &self.readers {
+            Some(readers) => Ok(Reader::Native(NativeReader { conn: Some(readers.take()?), readers: readers.clone() })),
+            None => Ok(Reader::Pool(self.pool.acquire().await?)),
+        }
+    }
+
     /// A watch that changes after each commit made through this store (writes by other
     /// processes are not seen: poll for those).
     pub fn commits(&self) -> watch::Receiver<u64> {
@@ -210,7 +276,7 @@ impl Store {
 
     /// Checks the database answers.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        self.read().await?.conn().fetch_one("SELECT 1", args![]).await?;
         Ok(())
     }
 

@@ -425,7 +425,7 @@ impl Store {
         closed_since: Option<&str>,
         limit: i64,
     ) -> Result<SimilarityRows> {
-        let mut conn = self.pool().acquire().await?;
+        let mut reader = self.read().await?;
         let mut out = SimilarityRows::default();
         let recent = match refresh.after {
             None => format!("SELECT {KNOWN_COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1"),
@@ -433,7 +433,7 @@ impl Store {
                 format!("SELECT {KNOWN_COLUMNS} FROM nonconformities WHERE number > $2 ORDER BY number DESC LIMIT $1")
             }
         };
-        let mut conn = Conn::Any(&mut conn);
+        let mut conn = reader.conn();
         let rows = match refresh.after {
             None => conn.fetch_all(&recent, args![limit]).await?,
             Some(after) => conn.fetch_all(&recent, args![limit, after]).await?,
@@ -466,14 +466,14 @@ impl Store {
 
     /// The nonconformity with this number, with its actions and reviews, if any.
     pub async fn nonconformity(&self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
-        let mut conn = self.pool().acquire().await?;
-        load_nc(&mut Conn::Any(&mut conn), number, today).await
+        let mut reader = self.read().await?;
+        load_nc(&mut reader.conn(), number, today).await
     }
 
     /// The corrective action with this number, if any.
     pub async fn corrective_action(&self, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
-        let mut conn = self.pool().acquire().await?;
-        load_ca(&mut Conn::Any(&mut conn), number, today).await
+        let mut reader = self.read().await?;
+        load_ca(&mut reader.conn(), number, today).await
     }
 
     /// Nonconformities matching `filter`, newest first, at most `filter.limit`; without
@@ -520,9 +520,8 @@ impl Store {
             "SELECT {NC_COLUMNS}, CASE WHEN {late_actions} THEN 1 ELSE 0 END FROM nonconformities {where_clause} \
              ORDER BY number DESC LIMIT {limit}"
         );
-        let mut conn = self.pool().acquire().await?;
         let values: Vec<Value> = args.iter().map(Bind::value).collect();
-        let rows = Conn::Any(&mut conn).fetch_all(&sql, &values).await?;
+        let rows = self.read().await?.conn().fetch_all(&sql, &values).await?;
         rows.iter()
             .map(|r| {
                 let mut nc = nc_from_row(r, filter.today)?;

@@ -104,19 +104,24 @@ impl Store {
     /// Up to `limit` events after event `after`, oldest first.
     pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<OutboxEvent>> {
         let sql = format!("{COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(limit).fetch_all(self.pool()).await?;
+        let rows = self.read().await?.conn().fetch_all(&sql, args![after, limit]).await?;
         rows.iter().map(event).collect()
     }
 
     /// The id of the newest event (0 when there is none).
     pub async fn latest_event_id(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) FROM outbox").fetch_one(self.pool()).await?;
+        let row = self.read().await?.conn().fetch_one("SELECT COALESCE(MAX(id), 0) FROM outbox", args![]).await?;
         row.get(0)
     }
 
     /// How many events wait to be published.
     pub async fn outbox_backlog(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").fetch_one(self.pool()).await?;
+        let row = self
+            .read()
+            .await?
+            .conn()
+            .fetch_one("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL", args![])
+            .await?;
         row.get(0)
     }
 }

@@ -153,10 +153,15 @@ impl Write {
 impl Store {
     /// The competencies required, for one role or all.
     pub async fn requirements(&self) -> Result<Vec<Requirement>> {
-        let rows =
-            sqlx::query("SELECT role, competency, description FROM competence_requirements ORDER BY role, competency")
-                .fetch_all(self.pool())
-                .await?;
+        let rows = self
+            .read()
+            .await?
+            .conn()
+            .fetch_all(
+                "SELECT role, competency, description FROM competence_requirements ORDER BY role, competency",
+                args![],
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(Requirement { role: r.get::<String>(0)?.parse()?, competency: r.get(1)?, description: r.get(2)? })
@@ -169,11 +174,11 @@ impl Store {
         let rows = match actor {
             Some(a) => {
                 let sql = format!("SELECT {RECORD_COLUMNS} FROM competence_records WHERE actor = $1 ORDER BY id");
-                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(a).fetch_all(self.pool()).await?
+                self.read().await?.conn().fetch_all(&sql, args![a]).await?
             }
             None => {
                 let sql = format!("SELECT {RECORD_COLUMNS} FROM competence_records ORDER BY id");
-                sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?
+                self.read().await?.conn().fetch_all(&sql, args![]).await?
             }
         };
         rows.iter().map(record_from_row).collect()
@@ -182,14 +187,14 @@ impl Store {
     /// Every current policy version.
     pub async fn current_policies(&self) -> Result<Vec<Policy>> {
         let sql = format!("SELECT {POLICY_COLUMNS} FROM policies WHERE is_current = 1 ORDER BY policy_id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        let rows = self.read().await?.conn().fetch_all(&sql, args![]).await?;
         rows.iter().map(policy_from_row).collect()
     }
 
     /// The current version of one policy with its stored text, if published.
     pub async fn current_policy(&self, policy_id: &str) -> Result<Option<(Policy, Option<String>)>> {
         let sql = format!("SELECT {POLICY_COLUMNS}, content FROM policies WHERE policy_id = $1 AND is_current = 1");
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(policy_id).fetch_optional(self.pool()).await? else {
+        let Some(row) = self.read().await?.conn().fetch_optional(&sql, args![policy_id]).await? else {
             return Ok(None);
         };
         Ok(Some((policy_from_row(&row)?, row.get(9)?)))
@@ -197,22 +202,16 @@ impl Store {
 
     /// The (policy, version) pairs an actor acknowledged, oldest first.
     pub async fn acknowledged(&self, actor: &str) -> Result<Vec<(String, String)>> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT policy_id, version FROM acknowledgements WHERE actor = $1 ORDER BY id")
-                .bind(actor)
-                .fetch_all(self.pool())
-                .await?;
-        Ok(rows)
+        let sql = "SELECT policy_id, version FROM acknowledgements WHERE actor = $1 ORDER BY id";
+        let rows = self.read().await?.conn().fetch_all(sql, args![actor]).await?;
+        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
     }
 
     /// Every acknowledgement of a current policy version, as (actor, policy, version).
     pub async fn current_acknowledgements(&self) -> Result<Vec<(String, String, String)>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT a.actor, a.policy_id, a.version FROM acknowledgements a \
-             JOIN policies p ON p.policy_id = a.policy_id AND p.version = a.version AND p.is_current = 1",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows)
+        let sql = "SELECT a.actor, a.policy_id, a.version FROM acknowledgements a \
+             JOIN policies p ON p.policy_id = a.policy_id AND p.version = a.version AND p.is_current = 1";
+        let rows = self.read().await?.conn().fetch_all(sql, args![]).await?;
+        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).collect()
     }
 }

@@ -173,40 +173,37 @@ impl Write {
 impl Store {
     /// The objective with this number, with its measurements.
     pub async fn objective(&self, number: i64) -> Result<Option<Objective>> {
-        let mut conn = self.pool().acquire().await?;
-        load_objective(&mut Conn::Any(&mut conn), number).await
+        let mut reader = self.read().await?;
+        load_objective(&mut reader.conn(), number).await
     }
 
     /// The audit with this number.
     pub async fn audit(&self, number: i64) -> Result<Option<Audit>> {
         let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE number = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(self.pool()).await?;
+        let row = self.read().await?.conn().fetch_optional(&sql, args![number]).await?;
         row.as_ref().map(audit_from_row).transpose()
     }
 
     /// Corrective actions of major nonconformities that are done or due by `today`, as
     /// (due date, done at or none).
     pub async fn major_actions(&self, today: &str) -> Result<Vec<(String, Option<String>)>> {
-        let rows: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT ca.due_date, ca.status, ca.updated_at FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
-             WHERE n.severity = 'major' AND (ca.status = 'done' OR ca.due_date < $1)",
-        )
-        .bind(today)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(|(due, status, at)| (due, (status == "done").then_some(at))).collect())
+        let sql = "SELECT ca.due_date, ca.status, ca.updated_at FROM corrective_actions ca \
+             JOIN nonconformities n ON n.number = ca.nc \
+             WHERE n.severity = 'major' AND (ca.status = 'done' OR ca.due_date < $1)";
+        let rows = self.read().await?.conn().fetch_all(sql, args![today]).await?;
+        rows.iter().map(|r| Ok((r.get(0)?, (r.get::<String>(1)? == "done").then(|| r.get(2)).transpose()?))).collect()
     }
 
     /// Owners of what an audit may cover: SoA entry owners of controls, risk owners, action
     /// owners, change requesters; as (what, owner).
     pub async fn owners_in_scope(&self, controls: &[String], records: &[RecordRef]) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
+        let mut reader = self.read().await?;
+        let mut conn = reader.conn();
         for c in controls {
-            let owner: Option<Option<String>> = sqlx::query_scalar("SELECT owner FROM soa_entries WHERE control = $1")
-                .bind(c)
-                .fetch_optional(self.pool())
-                .await?;
-            if let Some(Some(o)) = owner {
+            let sql = "SELECT owner FROM soa_entries WHERE control = $1";
+            let owners: Vec<Option<String>> = conn.fetch_column(sql, args![c]).await?;
+            if let Some(o) = owners.into_iter().flatten().next() {
                 out.push((c.clone(), o));
             }
         }
@@ -218,7 +215,7 @@ impl Store {
                 RecordKind::Nonconformity => "SELECT owner FROM corrective_actions WHERE nc = $1",
                 _ => continue,
             };
-            let owners: Vec<String> = sqlx::query_scalar(sql).bind(r.number).fetch_all(self.pool()).await?;
+            let owners: Vec<String> = conn.fetch_column(sql, args![r.number]).await?;
             out.extend(owners.into_iter().map(|o| (r.to_string(), o)));
         }
         Ok(out)

@@ -93,13 +93,16 @@ impl Write {
 impl Store {
     /// Context register entries of one kind (or all), changed on or after `since` (or any).
     pub async fn context(&self, kind: Option<ContextKind>, since: Option<&str>) -> Result<Vec<ContextItem>> {
-        let rows = sqlx::query(
-            "SELECT kind, name, body, active, changed_at, changed_by FROM context_items \
+        let rows = self
+            .read()
+            .await?
+            .conn()
+            .fetch_all(
+                "SELECT kind, name, body, active, changed_at, changed_by FROM context_items \
              WHERE changed_at >= $1 ORDER BY kind, name",
-        )
-        .bind(since.unwrap_or(""))
-        .fetch_all(self.pool())
-        .await?;
+                args![since.unwrap_or("")],
+            )
+            .await?;
         let rows: Vec<_> = rows
             .into_iter()
             .filter(|r| kind.is_none_or(|k| r.get::<String>(0).is_ok_and(|v| v == k.as_str())))
@@ -125,16 +128,13 @@ impl Store {
 
     /// A management review, or the latest with `None`.
     pub async fn review(&self, number: Option<i64>) -> Result<Option<StoredReview>> {
-        let query = match number {
-            Some(n) => sqlx::query(
-                "SELECT number, review_date, body, created_at, created_by FROM management_reviews WHERE number = $1",
-            )
-            .bind(n),
-            None => sqlx::query(
-                "SELECT number, review_date, body, created_at, created_by FROM management_reviews ORDER BY number DESC LIMIT 1",
-            ),
+        const COLUMNS: &str = "SELECT number, review_date, body, created_at, created_by FROM management_reviews";
+        let mut reader = self.read().await?;
+        let row = match number {
+            Some(n) => reader.conn().fetch_optional(&format!("{COLUMNS} WHERE number = $1"), args![n]).await?,
+            None => reader.conn().fetch_optional(&format!("{COLUMNS} ORDER BY number DESC LIMIT 1"), args![]).await?,
         };
-        let Some(r) = query.fetch_optional(self.pool()).await? else { return Ok(None) };
+        let Some(r) = row else { return Ok(None) };
         Ok(Some(StoredReview {
             number: r.get(0)?,
             review_date: r.get(1)?,
@@ -147,14 +147,16 @@ impl Store {
 
     /// Review actions: of one review, or all of them.
     pub async fn review_actions(&self, mr: Option<i64>, today: NaiveDate) -> Result<Vec<ReviewAction>> {
-        let rows = sqlx::query(
-            "SELECT mr, n, description, owner, due_date, status, done_at, note FROM review_actions \
+        let rows = self
+            .read()
+            .await?
+            .conn()
+            .fetch_all(
+                "SELECT mr, n, description, owner, due_date, status, done_at, note FROM review_actions \
              WHERE mr = $1 OR $2 = 1 ORDER BY mr, n",
-        )
-        .bind(mr.unwrap_or(0))
-        .bind(i64::from(mr.is_none()))
-        .fetch_all(self.pool())
-        .await?;
+                args![mr.unwrap_or(0), i64::from(mr.is_none())],
+            )
+            .await?;
         rows.iter()
             .map(|r| {
                 let status: ActionStatus = r.get::<String>(5)?.parse()?;
@@ -179,11 +181,15 @@ impl Store {
     /// to sort by number, SQLite, which has no statistics, scans the whole table rather than
     /// read the period from the covering `created_at` index.)
     pub async fn nc_facts(&self, since: &str) -> Result<Vec<NcFact>> {
-        let rows =
-            sqlx::query("SELECT number, severity, source, created_at FROM nonconformities WHERE created_at >= $1")
-                .bind(since)
-                .fetch_all(self.pool())
-                .await?;
+        let rows = self
+            .read()
+            .await?
+            .conn()
+            .fetch_all(
+                "SELECT number, severity, source, created_at FROM nonconformities WHERE created_at >= $1",
+                args![since],
+            )
+            .await?;
         let mut facts = rows
             .iter()
             .map(|r| Ok((r.get::<i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
@@ -213,7 +219,7 @@ impl Store {
     /// Numbers of records of a table matching one fixed condition, with one bound value, in
     /// order. They are sorted here rather than in SQL, for the reason given at [`Store::nc_facts`].
     async fn numbers(&self, sql: &'static str, value: &str) -> Result<Vec<i64>> {
-        let mut numbers: Vec<i64> = sqlx::query_scalar(sql).bind(value).fetch_all(self.pool()).await?;
+        let mut numbers: Vec<i64> = self.read().await?.conn().fetch_column(sql, args![value]).await?;
         numbers.sort_unstable();
         Ok(numbers)
     }
@@ -240,12 +246,12 @@ impl Store {
 
     /// Every objective number.
     pub async fn objective_numbers(&self) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT number FROM objectives ORDER BY number").fetch_all(self.pool()).await?)
+        self.read().await?.conn().fetch_column("SELECT number FROM objectives ORDER BY number", args![]).await
     }
 
     /// Every risk number.
     pub async fn risk_numbers(&self) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar("SELECT number FROM risks ORDER BY number").fetch_all(self.pool()).await?)
+        self.read().await?.conn().fetch_column("SELECT number FROM risks ORDER BY number", args![]).await
     }
 
     /// Management reviews held on or after the date `since`.
@@ -255,6 +261,6 @@ impl Store {
 
     /// How many rows a fixed counting query finds.
     pub async fn count(&self, sql: &'static str) -> Result<i64> {
-        Ok(sqlx::query_scalar(sql).fetch_one(self.pool()).await?)
+        self.read().await?.conn().fetch_one(sql, args![]).await?.get(0)
     }
 }

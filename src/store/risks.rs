@@ -201,8 +201,8 @@ impl Write {
 impl Store {
     /// The risk with this number, if any.
     pub async fn risk(&self, number: i64, m: Methodology) -> Result<Option<Risk>> {
-        let mut conn = self.pool().acquire().await?;
-        load_risk(&mut Conn::Any(&mut conn), number, m).await
+        let mut reader = self.read().await?;
+        load_risk(&mut reader.conn(), number, m).await
     }
 }
 

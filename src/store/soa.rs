@@ -212,13 +212,13 @@ impl Write {
 impl Store {
     /// The whole SoA as it stands: 93 entries in catalogue order, undecided ones empty.
     pub async fn soa(&self, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
-        let mut conn = self.pool().acquire().await?;
-        load_soa(&mut Conn::Any(&mut conn), today, max_age_days).await
+        let mut reader = self.read().await?;
+        load_soa(&mut reader.conn(), today, max_age_days).await
     }
 
     /// An approved version, or the latest one with `None`.
     pub async fn soa_version(&self, number: Option<i64>) -> Result<Option<SoaVersion>> {
-        let mut conn = self.pool().acquire().await?;
-        load_version(&mut Conn::Any(&mut conn), number).await
+        let mut reader = self.read().await?;
+        load_version(&mut reader.conn(), number).await
     }
 }

@@ -213,6 +213,11 @@ impl Conn<'_> {
         }
     }
 
+    /// The first column of every row of a query.
+    pub(crate) async fn fetch_column<T: FromCell>(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Vec<T>> {
+        self.fetch_all(sql, args).await?.iter().map(|r| r.get(0)).collect()
+    }
+
     /// The first row of a query that must return one.
     pub(crate) async fn fetch_one(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Row> {
         self.fetch_optional(sql, args).await?.ok_or_else(|| Error::Internal(format!("no row from `{sql}`")))
