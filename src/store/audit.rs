@@ -3,7 +3,8 @@
 use futures::TryStreamExt;
 use schemars::JsonSchema;
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Row};
 
 use super::Store;
 use super::sql::{Cells, args};
@@ -132,37 +133,39 @@ impl Store {
     /// Checks entries `lo..=hi`, starting from the stored hash of entry `lo - 1`. Entries
     /// missing at the end are a gap unless this is the `last` segment (then the caller
     /// compares with the head). An SQLite file is read natively on a blocking thread (sqlx
-    /// would hand each row over from its worker thread, which costs more than hashing it).
+    /// would hand each row over from its worker thread, which costs more than hashing it);
+    /// PostgreSQL through a connection of its own without the `Any` layer, whose rows copy
+    /// every column into an owned value, so columns are hashed where they arrived.
     async fn walk_segment(&self, lo: i64, hi: i64, last: bool) -> Result<Segment> {
         if let Some(file) = self.sqlite_file.clone() {
             return tokio::task::spawn_blocking(move || walk_sqlite_segment(&file, lo, hi, last))
                 .await
                 .map_err(|e| Error::Internal(format!("chain walk: {e}")))?;
         }
+        let url = self.postgres_url.as_ref().ok_or_else(|| Error::Internal("no database to walk".into()))?;
+        let mut conn = PgConnection::connect(&url.0).await?;
         let before: Option<String> = match lo {
             1 => None,
             _ => {
                 sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
                     .bind(lo - 1)
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&mut conn)
                     .await?
             }
         };
         let mut check = SegmentCheck::new(lo, hi, last, before.as_deref());
-        let mut rows = sqlx::query(ENTRIES).bind(lo).bind(hi).fetch(self.pool());
+        let mut rows = sqlx::query(ENTRIES).bind(lo).bind(hi).fetch(&mut conn);
         while let Some(r) = rows.try_next().await? {
-            let text = |i: usize| r.try_get::<String, _>(i);
-            let (at, actor, operation, record_ref, detail) = (text(1)?, text(2)?, text(3)?, text(4)?, text(5)?);
-            let (prev, hash) = (text(6)?, text(7)?);
+            let text = |i: usize| r.try_get::<&str, _>(i);
             let fields = EntryFields {
                 seq: r.try_get(0)?,
-                at: &at,
-                actor: &actor,
-                operation: &operation,
-                record_ref: &record_ref,
-                detail: &detail,
+                at: text(1)?,
+                actor: text(2)?,
+                operation: text(3)?,
+                record_ref: text(4)?,
+                detail: text(5)?,
             };
-            if let Some(broken) = check.step(&fields, &prev, &hash) {
+            if let Some(broken) = check.step(&fields, text(6)?, text(7)?) {
                 return Ok(broken);
             }
         }

@@ -72,6 +72,18 @@ pub struct Store {
     sqlite_file: Option<std::path::PathBuf>,
     /// On SQLite, idle native read connections (see [`Store::read`]).
     readers: Option<Arc<Readers>>,
+    /// On PostgreSQL, the URL, for the chain walk's own native connections.
+    postgres_url: Option<Secret>,
+}
+
+/// A value kept out of `Debug` output (a database URL may hold a password).
+#[derive(Clone)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Idle native SQLite read connections, reused so each keeps its statement and page caches.
@@ -238,16 +250,13 @@ impl Store {
             };
         let readers =
             sqlite_file.clone().map(|file| Arc::new(Readers { file, idle: std::sync::Mutex::new(Vec::new()) }));
-        Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)), sqlite_file, readers })
+        let postgres_url = (backend == Backend::Postgres).then(|| Secret(url.to_owned()));
+        Ok(Store { pool, backend, group, commits: Arc::new(watch::Sender::new(0)), sqlite_file, readers, postgres_url })
     }
 
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
     }
 
     /// Starts a write: its own transaction with row locks (PostgreSQL), or a turn in the
