@@ -156,16 +156,8 @@ impl Store {
         let mut check = SegmentCheck::new(lo, hi, last, before.as_deref());
         let mut rows = sqlx::query(ENTRIES).bind(lo).bind(hi).fetch(&mut conn);
         while let Some(r) = rows.try_next().await? {
-            let text = |i: usize| r.try_get::<&str, _>(i);
-            let fields = EntryFields {
-                seq: r.try_get(0)?,
-                at: text(1)?,
-                actor: text(2)?,
-                operation: text(3)?,
-                record_ref: text(4)?,
-                detail: text(5)?,
-            };
-            if let Some(broken) = check.step(&fields, text(6)?, text(7)?) {
+            let (fields, prev, hash) = entry_of(r.try_get(0)?, |i| Ok(r.try_get::<&str, _>(i)?))?;
+            if let Some(broken) = check.step(&fields, prev, hash) {
                 return Ok(broken);
             }
         }
@@ -212,6 +204,14 @@ impl SegmentCheck {
     }
 }
 
+/// The hashed fields of a row of [`ENTRIES`] with its stored previous hash and hash, the text
+/// columns read through `text`.
+fn entry_of<'r>(seq: i64, text: impl Fn(usize) -> Result<&'r str>) -> Result<(EntryFields<'r>, &'r str, &'r str)> {
+    let fields =
+        EntryFields { seq, at: text(1)?, actor: text(2)?, operation: text(3)?, record_ref: text(4)?, detail: text(5)? };
+    Ok((fields, text(6)?, text(7)?))
+}
+
 /// [`Store::walk_segment`] on an SQLite file, through a read-only connection of its own;
 /// rows are hashed where SQLite holds them, without copies.
 fn walk_sqlite_segment(file: &std::path::Path, lo: i64, hi: i64, last: bool) -> Result<Segment> {
@@ -234,15 +234,8 @@ fn walk_sqlite_segment(file: &std::path::Path, lo: i64, hi: i64, last: bool) -> 
     let mut rows = statement.query([lo, hi]).map_err(failed)?;
     while let Some(r) = rows.next().map_err(failed)? {
         let text = |i: usize| r.get_ref(i).and_then(|v| v.as_str().map_err(Into::into)).map_err(failed);
-        let fields = EntryFields {
-            seq: r.get(0).map_err(failed)?,
-            at: text(1)?,
-            actor: text(2)?,
-            operation: text(3)?,
-            record_ref: text(4)?,
-            detail: text(5)?,
-        };
-        if let Some(broken) = check.step(&fields, text(6)?, text(7)?) {
+        let (fields, prev, hash) = entry_of(r.get(0).map_err(failed)?, text)?;
+        if let Some(broken) = check.step(&fields, prev, hash) {
             return Ok(broken);
         }
     }
