@@ -347,6 +347,52 @@ async fn postgres_abandoned_writes_leave_the_others() {
     db.cleanup().await;
 }
 
+/// A batch whose writers all hang up while it is handed on (as when every HTTP client
+/// disconnects at once) is still closed: another process can write next.
+#[tokio::test]
+async fn sqlite_batches_of_cancelled_writers_release_the_writer_lock() {
+    use isms::store::{Change, Store};
+    use tokio::sync::oneshot;
+    let db = TestDb::sqlite();
+    let store = Store::open(&db.url).await.unwrap();
+    let detail: &'static serde_json::Value = Box::leak(Box::new(json!({})));
+    let change = move |record| Change { actor: "tests", operation: "test", record, event: "test.written", detail };
+    // A writes in the open batch and waits; B queues for its turn.
+    let (ready, is_ready) = oneshot::channel();
+    let (go, goes) = oneshot::channel::<()>();
+    let a = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut w = store.begin_write().await.unwrap();
+            w.record(change("test:a")).await.unwrap();
+            ready.send(()).unwrap();
+            goes.await.unwrap();
+            w.commit().await
+        }
+    });
+    is_ready.await.unwrap();
+    let mut b = Box::pin(store.begin_write());
+    assert!(futures::poll!(&mut b).is_pending(), "B waits for its turn");
+    // A finishes its turn and hands the batch on to B; then both callers are gone, B before
+    // it ever ran.
+    go.send(()).unwrap();
+    tokio::task::yield_now().await;
+    a.abort();
+    let _ = a.await;
+    drop(b);
+    // A second store has its own writer connection, which waits on SQLite's lock as another
+    // process would; its busy timeout (5 s) would expire behind a batch left open.
+    let other = Store::open(&db.url).await.unwrap();
+    let mut w = other.begin_write().await.expect("the writer lock is free");
+    w.record(change("test:other")).await.unwrap();
+    w.commit().await.unwrap();
+    let report = other.verify_chain().await.unwrap();
+    assert!(report.intact, "{report:?}");
+    assert_eq!(other.history("test:a").await.unwrap().len(), 1, "A's write was committed by the closer");
+    other.close().await;
+    store.close().await;
+}
+
 #[tokio::test]
 async fn sqlite_store_suite() {
     let db = TestDb::sqlite();

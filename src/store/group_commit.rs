@@ -6,9 +6,12 @@
 //! takes its turn in it, runs inside a savepoint of its own, and releases it. If other writes
 //! are queued, the batch passes to them and the write waits; the last write of the queue
 //! commits the batch for everyone. Nobody is told "done" before the batch is on disk, and a
-//! failed write rolls back to its savepoint without touching the others. Every write that
-//! finishes its turn also queues once more: if the batch is still open when its turn comes (a
-//! queued write was cancelled), it commits the batch itself.
+//! failed write rolls back to its savepoint without touching the others.
+//!
+//! Whenever the writer is released with its batch still open, a closer task queues behind the
+//! waiting writes: if that batch is still open on its turn (the writes meant to finish it were
+//! cancelled, as when clients hang up), it commits it, or rolls it back if it holds no write.
+//! So an abandoned batch never keeps SQLite's writer lock from other processes.
 //!
 //! Statements run in the writing task; only `BEGIN` (which may wait for another process's
 //! lock) and `COMMIT` (the fsync) run on a blocking thread, once per batch.
@@ -55,6 +58,50 @@ impl Writer {
             batch.done.send_replace(Outcome::Failed);
         }
     }
+
+    /// Commits the batch and tells its members (an fsync: call on a blocking thread).
+    fn commit(&mut self) {
+        let Some(batch) = self.batch.take() else { return };
+        match self.conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                batch.done.send_replace(Outcome::Committed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = batch.members, "group commit failed; no write of the batch is kept");
+                self.batch = Some(batch);
+                self.roll_back();
+            }
+        }
+    }
+}
+
+/// The writer, held by one task. Released with a batch open, it queues a closer for it.
+struct Held {
+    writer: Option<OwnedMutexGuard<Writer>>,
+    group: Arc<Group>,
+}
+
+impl Held {
+    fn get(&mut self) -> &mut Writer {
+        self.writer.as_mut().expect("held until released")
+    }
+
+    /// Commits the batch on a blocking thread; its members learn the outcome.
+    fn commit(mut self) {
+        let mut writer = self.writer.take().expect("held until released");
+        tokio::task::spawn_blocking(move || writer.commit());
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(writer) = self.writer.take() else { return };
+        let Some(id) = writer.batch.as_ref().map(|b| b.id) else { return };
+        drop(writer);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(self.group.clone().close(id));
+        }
+    }
 }
 
 /// The writers of one SQLite database in this process.
@@ -87,38 +134,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Runs `f` on the writer on a blocking thread. The writer goes with it, so a caller that
-/// stops waiting cannot leave the connection half-way: `f` finishes and releases it.
-async fn blocking<T: Send + 'static>(
-    mut writer: OwnedMutexGuard<Writer>,
-    f: impl FnOnce(&mut Writer) -> T + Send + 'static,
-) -> Result<(OwnedMutexGuard<Writer>, T)> {
-    tokio::task::spawn_blocking(move || {
-        let out = f(&mut writer);
-        (writer, out)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("the SQLite writer's thread failed: {e}")))
-}
-
-/// Commits the writer's batch on a blocking thread and tells its members.
-fn commit(writer: OwnedMutexGuard<Writer>) {
-    tokio::task::spawn_blocking(move || {
-        let mut writer = writer;
-        let Some(batch) = writer.batch.take() else { return };
-        match writer.conn.execute_batch("COMMIT") {
-            Ok(()) => {
-                batch.done.send_replace(Outcome::Committed);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, writes = batch.members, "group commit failed; no write of the batch is kept");
-                writer.batch = Some(batch);
-                writer.roll_back();
-            }
-        }
-    });
-}
-
 impl Group {
     /// Opens the process's writer connection to the SQLite database `file` (already migrated).
     pub(super) fn open(file: &Path) -> rusqlite::Result<Group> {
@@ -137,49 +152,68 @@ impl Group {
 
     /// Waits for this write's turn: joins the open batch, or opens one.
     pub(super) async fn turn(self: &Arc<Self>) -> Result<Turn> {
-        let mut writer = {
+        let writer = {
             let _waiting = Waiting::new(&self.waiting);
             self.writer.clone().lock_owned().await
         };
-        if writer.batch.is_none() {
+        let mut held = Held { writer: Some(writer), group: self.clone() };
+        if held.get().batch.is_none() {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let began;
-            (writer, began) = blocking(writer, move |w| {
-                w.conn.execute_batch("BEGIN IMMEDIATE")?;
-                w.batch = Some(Batch { id, members: 0, done: watch::Sender::new(Outcome::Pending) });
-                Ok::<_, rusqlite::Error>(())
+            // The writer travels to the blocking thread and back inside `held`: if this task is
+            // cancelled meanwhile, dropping it there queues a closer for the new batch.
+            (held, began) = tokio::task::spawn_blocking(move || {
+                let w = held.get();
+                let began = w.conn.execute_batch("BEGIN IMMEDIATE");
+                if began.is_ok() {
+                    w.batch = Some(Batch { id, members: 0, done: watch::Sender::new(Outcome::Pending) });
+                }
+                (held, began)
             })
-            .await?;
+            .await
+            .map_err(|e| Error::Internal(format!("the SQLite writer's thread failed: {e}")))?;
             began?;
         }
-        if let Err(e) = writer.conn.execute_batch("SAVEPOINT member") {
-            if writer.batch.as_ref().is_some_and(|b| b.members == 0) {
-                writer.roll_back();
+        let w = held.get();
+        if let Err(e) = w.conn.execute_batch("SAVEPOINT member") {
+            if w.batch.as_ref().is_some_and(|b| b.members == 0) {
+                w.roll_back();
             }
             return Err(e.into());
         }
-        Ok(Turn { writer: Some(writer), group: self.clone() })
+        Ok(Turn { held: Some(held), group: self.clone() })
     }
 
-    /// After a write: commit the batch now (true), or leave it open for the next queued write.
-    fn pass_on(&self, writer: OwnedMutexGuard<Writer>) -> bool {
-        let members = writer.batch.as_ref().map_or(0, |b| b.members);
-        let now = self.waiting.load(Ordering::SeqCst) == 0 || members >= MAX_MEMBERS;
-        if now {
-            commit(writer);
+    /// Closes batch `id` if it is still open on this turn: commits its writes, or rolls it
+    /// back if it has none.
+    async fn close(self: Arc<Self>, id: u64) {
+        let mut writer = self.writer.clone().lock_owned().await;
+        match writer.batch.as_ref() {
+            Some(b) if b.id == id && b.members > 0 => {
+                tokio::task::spawn_blocking(move || writer.commit());
+            }
+            Some(b) if b.id == id => writer.roll_back(),
+            _ => {}
         }
-        now
     }
 
-    /// A write that ended without committing: undo its part, keep the others'. The batch
-    /// stays open for the writes already in it, each of which queues to commit it.
-    fn abandon(&self, mut writer: OwnedMutexGuard<Writer>) {
-        if writer.conn.execute_batch("ROLLBACK TO member; RELEASE member").is_err() {
+    /// After a write: commit the batch now, or leave it open for the next queued write.
+    fn pass_on(&self, mut held: Held) {
+        let members = held.get().batch.as_ref().map_or(0, |b| b.members);
+        if self.waiting.load(Ordering::SeqCst) == 0 || members >= MAX_MEMBERS {
+            held.commit();
+        }
+    }
+
+    /// A write that ended without committing: undo its part, keep the others'.
+    fn abandon(&self, mut held: Held) {
+        let w = held.get();
+        if w.conn.execute_batch("ROLLBACK TO member; RELEASE member").is_err() {
             tracing::warn!("a write could not be undone alone; its batch is rolled back");
-            writer.roll_back();
-        } else if writer.batch.as_ref().is_some_and(|b| b.members == 0) {
+            w.roll_back();
+        } else if w.batch.as_ref().is_some_and(|b| b.members == 0) {
             // Nothing to keep: release SQLite's writer lock rather than wait for a writer.
-            writer.roll_back();
+            w.roll_back();
         }
     }
 }
@@ -187,34 +221,28 @@ impl Group {
 /// One write's turn in the open batch. Dropped without [`Turn::commit`], its changes are
 /// rolled back.
 pub(super) struct Turn {
-    writer: Option<OwnedMutexGuard<Writer>>,
+    held: Option<Held>,
     group: Arc<Group>,
 }
 
 impl Turn {
     /// The writer connection, inside the batch's transaction.
     pub(super) fn conn(&mut self) -> &mut rusqlite::Connection {
-        &mut self.writer.as_mut().expect("a turn holds the writer until it ends").conn
+        &mut self.held.as_mut().expect("a turn holds the writer until it ends").get().conn
     }
 
     /// Keeps this write and returns once the batch holding it is on disk.
     pub(super) async fn commit(mut self) -> Result<()> {
-        let mut writer = self.writer.take().expect("a turn ends once");
-        if let Err(e) = writer.conn.execute_batch("RELEASE member") {
-            self.group.abandon(writer);
+        let mut held = self.held.take().expect("a turn ends once");
+        let w = held.get();
+        if let Err(e) = w.conn.execute_batch("RELEASE member") {
+            self.group.abandon(held);
             return Err(e.into());
         }
-        let batch = writer.batch.as_mut().expect("a turn runs in a batch");
+        let batch = w.batch.as_mut().expect("a turn runs in a batch");
         batch.members += 1;
-        let id = batch.id;
         let mut done = batch.done.subscribe();
-        if !self.group.pass_on(writer) && *done.borrow() == Outcome::Pending {
-            // Queue once more: if the batch is still open on our turn, nobody else will close it.
-            let writer = self.group.writer.clone().lock_owned().await;
-            if writer.batch.as_ref().is_some_and(|b| b.id == id) {
-                commit(writer);
-            }
-        }
+        self.group.pass_on(held);
         match done.wait_for(|o| *o != Outcome::Pending).await.map(|o| *o) {
             Ok(Outcome::Committed) => Ok(()),
             _ => Err(Error::Unavailable),
@@ -224,8 +252,8 @@ impl Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            self.group.abandon(writer);
+        if let Some(held) = self.held.take() {
+            self.group.abandon(held);
         }
     }
 }
