@@ -137,12 +137,10 @@ impl Drop for Waiting<'_> {
 impl Group {
     /// Opens the process's writer connection to the SQLite database `file` (already migrated).
     pub(super) fn open(file: &Path) -> rusqlite::Result<Group> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(file, flags)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+        let conn = super::sql::open_native(
+            file,
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )?;
-        conn.set_prepared_statement_cache_capacity(128);
         Ok(Group {
             writer: Arc::new(Mutex::new(Writer { conn, batch: None })),
             waiting: AtomicUsize::new(0),

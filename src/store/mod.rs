@@ -101,11 +101,7 @@ impl Readers {
         if let Some(conn) = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(conn);
         }
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(&self.file, flags)?;
-        conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")?;
-        conn.set_prepared_statement_cache_capacity(128);
-        Ok(conn)
+        sql::open_native(&self.file, "PRAGMA query_only = ON;")
     }
 
     fn put(&self, conn: rusqlite::Connection) {

@@ -224,6 +224,21 @@ impl Conn<'_> {
     }
 }
 
+/// Opens a native connection to an SQLite file: read-write, used by one task at a time,
+/// waiting up to 5 s for another process's lock, with room for every statement in its cache.
+/// The query planner stability guarantee is on: otherwise SQLite treats a bound `LIMIT $n`
+/// (or a `LIKE $n` pattern) as a constant and prepares the statement again at every run.
+/// `pragmas` are run after opening.
+pub(crate) fn open_native(file: &std::path::Path, pragmas: &str) -> rusqlite::Result<rusqlite::Connection> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(file, flags)?;
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(128);
+    conn.execute_batch(pragmas)?;
+    Ok(conn)
+}
+
 fn any_query<'a>(sql: &str, args: &[Value<'_>]) -> sqlx::query::Query<'a, sqlx::Any, sqlx::any::AnyArguments> {
     args.iter().fold(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), |q, a| match *a {
         Value::Int(v) => q.bind(v),
@@ -307,6 +322,17 @@ mod tests {
         assert_eq!(rows[0].get::<i64>(0).unwrap(), 7);
         assert_eq!(rows[0].get::<String>(1).unwrap(), "seven");
         assert_eq!(rows[1].get::<Option<String>>(1).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn bound_limits_do_not_make_statements_prepare_again() {
+        let mut c = open_native(std::path::Path::new(":memory:"), "CREATE TABLE t (a INTEGER, b TEXT)").unwrap();
+        let sql = "SELECT a FROM t WHERE b LIKE $2 ORDER BY a LIMIT $1";
+        for limit in [1i64, 2, 3] {
+            Conn::Native(&mut c).fetch_all(sql, args![limit, "x%"]).await.unwrap();
+        }
+        let stmt = c.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     #[tokio::test]
