@@ -10,9 +10,10 @@
 //!    `log_nonconformity`: in-process through `Registry::get(name).call(app, actor, args)`
 //!    (server-side time), over stdio (one client), and over HTTP JSON-RPC `/rpc` with one
 //!    client and with 16 concurrent clients (one keep-alive `reqwest` client each);
-//! 3. a bare baseline in the same run: single-row INSERT transactions on one connection (SQLite
-//!    in WAL mode with `synchronous=FULL`, on a file in the same directory; PostgreSQL in the
-//!    bench database), and the ratio of isms durable writes/s with 16 HTTP clients to it;
+//! 3. a bare baseline in the same run: single-row INSERT transactions on one native connection
+//!    (SQLite through `rusqlite` in WAL mode with `synchronous=FULL`, on a file in the same
+//!    directory; PostgreSQL through sqlx's `PgConnection` in the bench database), and the ratio
+//!    of isms durable writes/s with 16 HTTP clients to it;
 //! 4. aggregates at scale: a generator seeded with 27001 writes a valid ISMS directly with SQL
 //!    (100,000 nonconformities in every 10.2 state, 100,000 corrective actions, 1,000,000
 //!    audit-trail entries on a valid SHA-256 chain made with `isms::domain::audit::entry_hash`,
@@ -53,6 +54,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use sqlx::postgres::PgConnection;
 use sqlx::{AnyConnection, Connection};
 use tokio::runtime::Runtime;
 
@@ -607,24 +609,51 @@ async fn over_http_concurrent(url: &str, token: &str, tool: &'static str, window
     Latency::of(all, longest)
 }
 
-/// Single-row INSERT transactions on one connection for `window`: commits/s.
-async fn bare_commits(url: &str, setup: &'static str, window: Duration) -> f64 {
-    let mut conn = AnyConnection::connect(url).await.expect("connect for the bare baseline");
-    sqlx::raw_sql(setup).execute(&mut conn).await.expect("set up the bare table");
+/// Commits/s of `commit_one(n)` called back to back for `window`.
+fn per_second(window: Duration, mut commit_one: impl FnMut(u64)) -> f64 {
     let started = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < window {
-        let mut tx = conn.begin().await.expect("BEGIN");
-        sqlx::query("INSERT INTO bench_bare (v) VALUES ($1)")
-            .bind(format!("row {n}"))
-            .execute(&mut *tx)
-            .await
-            .expect("INSERT");
-        tx.commit().await.expect("COMMIT");
+        commit_one(n);
         n += 1;
     }
-    let rate = n as f64 / started.elapsed().as_secs_f64();
-    conn.close().await.expect("close the bare connection");
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Bare SQLite: single-row INSERT transactions through a native connection to `file` in
+/// WAL mode with `synchronous=FULL`, as fast as they go for `window`: commits/s.
+fn bare_sqlite_commits(file: &Path, window: Duration) -> f64 {
+    let conn = rusqlite::Connection::open(file).expect("open the bare database");
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+         CREATE TABLE bench_bare (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+    )
+    .expect("set up the bare table");
+    per_second(window, |n| {
+        conn.execute_batch("BEGIN").expect("BEGIN");
+        let mut insert = conn.prepare_cached("INSERT INTO bench_bare (v) VALUES (?1)").expect("prepare INSERT");
+        insert.execute([format!("row {n}")]).expect("INSERT");
+        conn.execute_batch("COMMIT").expect("COMMIT");
+    })
+}
+
+/// Bare PostgreSQL: the same through a native sqlx `PgConnection` to the bench database.
+fn bare_postgres_commits(rt: &Runtime, url: &str, window: Duration) -> f64 {
+    let mut conn = rt.block_on(PgConnection::connect(url)).expect("connect for the bare baseline");
+    let setup = "CREATE TABLE bench_bare (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)";
+    rt.block_on(sqlx::raw_sql(setup).execute(&mut conn)).expect("set up the bare table");
+    let rate = per_second(window, |n| {
+        rt.block_on(async {
+            let mut tx = conn.begin().await.expect("BEGIN");
+            sqlx::query("INSERT INTO bench_bare (v) VALUES ($1)")
+                .bind(format!("row {n}"))
+                .execute(&mut *tx)
+                .await
+                .expect("INSERT");
+            tx.commit().await.expect("COMMIT");
+        })
+    });
+    rt.block_on(conn.close()).expect("close the bare connection");
     rate
 }
 
@@ -1524,9 +1553,7 @@ fn main() {
     let populated_path = run_dir.path().join("isms.db");
     std::fs::copy(&cached, &populated_path).expect("copy the data set");
     let writes = run_backend("SQLite", &sqlite_url(&populated_path), &fresh, &budget, &rt, &mut report);
-    let bare_setup = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-        CREATE TABLE bench_bare (id INTEGER PRIMARY KEY, v TEXT NOT NULL)";
-    let bare = rt.block_on(bare_commits(&sqlite_url(&run_dir.path().join("bare.db")), bare_setup, budget.window));
+    let bare = bare_sqlite_commits(&run_dir.path().join("bare.db"), budget.window);
     write_ratio("SQLite", writes, bare, &mut report);
 
     match std::env::var("ISMS_BENCH_POSTGRES_URL") {
@@ -1539,8 +1566,7 @@ fn main() {
             new_database(&fresh);
             rt.block_on(seed(&populated, budget.entries));
             let writes = run_backend("PostgreSQL", &populated, &fresh, &budget, &rt, &mut report);
-            let setup = "CREATE TABLE bench_bare (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)";
-            let bare = rt.block_on(bare_commits(&populated, setup, budget.window));
+            let bare = bare_postgres_commits(&rt, &populated, budget.window);
             write_ratio("PostgreSQL", writes, bare, &mut report);
             rt.block_on(drop_databases(&server, &names));
         }
