@@ -1,7 +1,7 @@
 //! Storage: one set of SQL for SQLite (the embedded default) and PostgreSQL. Placeholders are
-//! `$n`, which both accept; values are always bound. Reads and PostgreSQL writes go through
-//! sqlx's `Any` driver; SQLite writes run on one native connection (see [`sql`] and
-//! `group_commit`).
+//! `$n`, which both accept; values are always bound. On PostgreSQL statements go through
+//! sqlx's `Any` driver; on SQLite they run on native connections in the calling task: one
+//! writer (`group_commit`) and reused readers ([`Store::read`]). See [`sql`].
 //!
 //! Every write goes through [`Write`]: one transaction holding the record change, its
 //! audit-trail entry and its outbox event.
@@ -93,7 +93,8 @@ struct Readers {
     idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
 }
 
-/// Most idle read connections kept: one per runtime worker and a spare.
+/// Most idle read connections kept: reads run in the calling task, so about one per runtime
+/// worker is in use at a time; the rest are spares.
 const IDLE_READERS: usize = 4;
 
 impl Readers {
@@ -116,7 +117,9 @@ impl Readers {
 /// whose queries run in the calling task (an indexed lookup takes microseconds there, against
 /// two thread hops per statement through sqlx).
 pub(crate) enum Reader {
+    /// PostgreSQL: a connection from sqlx's pool.
     Pool(sqlx::pool::PoolConnection<Any>),
+    /// SQLite: a native read-only connection.
     Native(NativeReader),
 }
 

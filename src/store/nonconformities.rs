@@ -1,5 +1,7 @@
 //! Nonconformity rows, their corrective actions and effectiveness reviews.
 
+use chrono::NaiveDate;
+
 use super::sql::{Bind, Cells, Conn, Value, args};
 use super::{Arg, Store, Write};
 use crate::domain::corrective_action::{CaStatus, CorrectiveAction};
@@ -10,7 +12,6 @@ use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::domain::similarity::{Known, Refresh, Similar};
 use crate::domain::time::{date, stamp};
 use crate::error::{Error, Result};
-use chrono::NaiveDate;
 
 const NC_COLUMNS: &str = "number, title, description, severity, source, status, clauses, controls, detected_in, \
     evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, consequences, \

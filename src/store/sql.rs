@@ -86,8 +86,11 @@ pub(crate) use args;
 /// One column of a native row.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Cell {
+    /// NULL.
     Null,
+    /// An integer.
     Int(i64),
+    /// Text.
     Text(String),
 }
 
