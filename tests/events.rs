@@ -51,3 +51,29 @@ async fn writes_succeed_while_redis_is_unreachable() {
     assert_eq!(pending[1].record_ref, "NC-1");
     store.close().await;
 }
+
+/// Events a relay published without marking them (a lost reply, a failed mark, a kill in
+/// between) are marked by the next round, not sent again: the stream keeps commit order.
+#[tokio::test]
+async fn events_already_in_the_stream_are_not_sent_again() {
+    let Some(redis) = redis_url() else { return };
+    let stream = unique("isms:test:resend");
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &["--redis-url", "redis://127.0.0.1:1"]);
+    let client = reqwest::Client::new();
+    for i in 0..2 {
+        assert!(log(&client, &server, &format!("pending {i}")).await["result"].is_object());
+    }
+    let token = server.admin_token.clone();
+    drop(server);
+    // A relay published events 1 and 2, then stopped before marking them.
+    let mut conn = redis::Client::open(redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for id in [1, 2] {
+        let _: String =
+            redis::cmd("XADD").arg(&stream).arg("*").arg("id").arg(id).query_async(&mut conn).await.unwrap();
+    }
+    let server = HttpServer::restart(&db.url, &["--redis-url", &redis, "--redis-stream", &stream], &token);
+    assert!(log(&client, &server, "after the restart").await["result"].is_object());
+    let entries = read_stream(&redis, &stream, Duration::from_secs(15), |e| event_ids(e).contains(&4)).await;
+    assert_eq!(event_ids(&entries), [1, 2, 3, 4], "each event once, in commit order");
+}

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::streams::StreamRangeReply;
 
 use crate::metrics::Metrics;
 use crate::store::{OutboxEvent, Store};
@@ -39,6 +40,16 @@ async fn publish(conn: &mut MultiplexedConnection, stream: &str, events: &[Outbo
     }
 }
 
+/// The outbox id of the newest event in the stream, if it has any.
+async fn stream_head(conn: &mut MultiplexedConnection, stream: &str) -> Result<Option<i64>, String> {
+    let mut newest = redis::cmd("XREVRANGE");
+    newest.arg(stream).arg("+").arg("-").arg("COUNT").arg(1);
+    match tokio::time::timeout(PUBLISH_TIMEOUT, newest.query_async::<StreamRangeReply>(conn)).await {
+        Ok(reply) => Ok(reply.map_err(|e| e.to_string())?.ids.first().and_then(|e| e.get::<i64>("id"))),
+        Err(_) => Err("Redis did not answer in time".to_owned()),
+    }
+}
+
 /// What one round of the relay did.
 enum Round {
     /// Published this many events.
@@ -51,6 +62,10 @@ enum Round {
     DatabaseDown,
 }
 
+/// One round: claim pending events and publish those the stream does not hold yet. A publish
+/// may reach the stream without being marked (a timeout or a lost reply, a failed mark, a
+/// relay killed in between, here or in another replica); those events are marked without
+/// being sent again, so a retry never puts an older event after a newer one.
 async fn round(store: &Store, conn: &mut MultiplexedConnection, stream: &str) -> Round {
     let claimed = match store.claim_pending(BATCH).await {
         Ok(Some(c)) if !c.events.is_empty() => c,
@@ -60,15 +75,23 @@ async fn round(store: &Store, conn: &mut MultiplexedConnection, stream: &str) ->
             return Round::DatabaseDown;
         }
     };
-    if let Err(e) = publish(conn, stream, &claimed.events).await {
+    let sent = match stream_head(conn, stream).await {
+        Ok(head) => claimed.events.iter().take_while(|e| head.is_some_and(|h| e.id <= h)).count(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the stream's newest event; the events wait in the outbox");
+            return Round::RedisDown;
+        }
+    };
+    let unsent = &claimed.events[sent..];
+    if let Err(e) = if unsent.is_empty() { Ok(()) } else { publish(conn, stream, unsent).await } {
         tracing::warn!(error = %e, "publishing to Redis failed; the events wait in the outbox");
         return Round::RedisDown;
     }
-    let count = claimed.events.len();
+    let count = claimed.events.len() - sent;
     match claimed.published().await {
         Ok(()) => Round::Published(count),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot mark events published; they will be sent again");
+            tracing::warn!(error = %e, "cannot mark events published; the next round marks them");
             Round::DatabaseDown
         }
     }
