@@ -67,13 +67,37 @@ async fn events_already_in_the_stream_are_not_sent_again() {
     let token = server.admin_token.clone();
     drop(server);
     // A relay published events 1 and 2, then stopped before marking them.
+    let store = isms::store::Store::open(&db.url).await.unwrap();
+    let pending = store.claim_pending(2).await.unwrap().expect("no other relay").events;
+    drop(store);
     let mut conn = redis::Client::open(redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    for id in [1, 2] {
-        let _: String =
-            redis::cmd("XADD").arg(&stream).arg("*").arg("id").arg(id).query_async(&mut conn).await.unwrap();
+    for e in &pending {
+        let mut add = redis::cmd("XADD");
+        add.arg(&stream).arg("*").arg("id").arg(e.id).arg("ref").arg(&e.record_ref).arg("at").arg(&e.at);
+        let _: String = add.query_async(&mut conn).await.unwrap();
     }
     let server = HttpServer::restart(&db.url, &["--redis-url", &redis, "--redis-stream", &stream], &token);
     assert!(log(&client, &server, "after the restart").await["result"].is_object());
     let entries = read_stream(&redis, &stream, Duration::from_secs(15), |e| event_ids(e).contains(&4)).await;
     assert_eq!(event_ids(&entries), [1, 2, 3, 4], "each event once, in commit order");
+}
+
+/// A stream that another database used before (its newest entry is not one of this outbox's
+/// events) does not make the relay skip anything.
+#[tokio::test]
+async fn a_stream_reused_by_another_database_skips_nothing() {
+    let Some(redis) = redis_url() else { return };
+    let stream = unique("isms:test:reused");
+    let mut conn = redis::Client::open(redis.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut add = redis::cmd("XADD");
+    add.arg(&stream).arg("*").arg("id").arg(7).arg("ref").arg("NC-99").arg("at").arg("2020-01-01T00:00:00Z");
+    let _: String = add.query_async(&mut conn).await.unwrap();
+    let db = TestDb::sqlite();
+    let server = HttpServer::start(&db.url, &["--redis-url", &redis, "--redis-stream", &stream]);
+    let client = reqwest::Client::new();
+    for i in 0..7 {
+        assert!(log(&client, &server, &format!("new database {i}")).await["result"].is_object());
+    }
+    let entries = read_stream(&redis, &stream, Duration::from_secs(15), |e| e.len() >= 9).await;
+    assert_eq!(event_ids(&entries), [7, 1, 2, 3, 4, 5, 6, 7, 8], "the old entry, then every event of this database");
 }

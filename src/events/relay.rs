@@ -34,20 +34,31 @@ async fn publish(conn: &mut MultiplexedConnection, stream: &str, events: &[Outbo
             .arg(&e.payload)
             .ignore();
     }
-    match tokio::time::timeout(PUBLISH_TIMEOUT, pipe.query_async::<()>(conn)).await {
+    in_time(pipe.query_async::<()>(conn)).await
+}
+
+/// Redis's answer, or an error if it does not come within [`PUBLISH_TIMEOUT`].
+async fn in_time<T>(answer: impl Future<Output = redis::RedisResult<T>>) -> Result<T, String> {
+    match tokio::time::timeout(PUBLISH_TIMEOUT, answer).await {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err("Redis did not answer in time".to_owned()),
     }
 }
 
-/// The outbox id of the newest event in the stream, if it has any.
-async fn stream_head(conn: &mut MultiplexedConnection, stream: &str) -> Result<Option<i64>, String> {
+/// How many of `events` (oldest first) the stream already holds: those up to its newest entry,
+/// if that entry is one of them (same id, record and time; an entry from another database
+/// that reused the stream proves nothing).
+async fn already_sent(conn: &mut MultiplexedConnection, stream: &str, events: &[OutboxEvent]) -> Result<usize, String> {
     let mut newest = redis::cmd("XREVRANGE");
     newest.arg(stream).arg("+").arg("-").arg("COUNT").arg(1);
-    match tokio::time::timeout(PUBLISH_TIMEOUT, newest.query_async::<StreamRangeReply>(conn)).await {
-        Ok(reply) => Ok(reply.map_err(|e| e.to_string())?.ids.first().and_then(|e| e.get::<i64>("id"))),
-        Err(_) => Err("Redis did not answer in time".to_owned()),
-    }
+    let reply: StreamRangeReply = in_time(newest.query_async(conn)).await?;
+    let Some(head) = reply.ids.first() else { return Ok(0) };
+    let same = |e: &OutboxEvent| {
+        head.get::<i64>("id") == Some(e.id)
+            && head.get::<String>("ref").as_deref() == Some(e.record_ref.as_str())
+            && head.get::<String>("at").as_deref() == Some(e.at.as_str())
+    };
+    Ok(events.iter().position(same).map_or(0, |i| i + 1))
 }
 
 /// What one round of the relay did.
@@ -75,8 +86,8 @@ async fn round(store: &Store, conn: &mut MultiplexedConnection, stream: &str) ->
             return Round::DatabaseDown;
         }
     };
-    let sent = match stream_head(conn, stream).await {
-        Ok(head) => claimed.events.iter().take_while(|e| head.is_some_and(|h| e.id <= h)).count(),
+    let sent = match already_sent(conn, stream, &claimed.events).await {
+        Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the stream's newest event; the events wait in the outbox");
             return Round::RedisDown;

@@ -116,12 +116,6 @@ impl Store {
 
     /// How many events wait to be published.
     pub async fn outbox_backlog(&self) -> Result<i64> {
-        let row = self
-            .read()
-            .await?
-            .conn()
-            .fetch_one("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL", args![])
-            .await?;
-        row.get(0)
+        self.count("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await
     }
 }
