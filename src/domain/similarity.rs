@@ -7,6 +7,7 @@
 //! compared with those instead of re-reading and re-splitting earlier texts on every write.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -23,19 +24,24 @@ const STOPWORDS: &[&str] = &[
 pub const TEXT_THRESHOLD: f64 = 0.3;
 
 /// The distinct significant words of a text (lower case, three letters or more, no
-/// stopwords), sorted.
+/// stopwords), each kept as a 64-bit hash, sorted: comparing two findings compares integers
+/// (two different words sharing a hash is too unlikely to matter for a hint).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Words(Box<[Box<str>]>);
+pub struct Words(Box<[u64]>);
 
 impl Words {
     /// The significant words of `text`.
     pub fn of(text: &str) -> Self {
-        let mut words: Vec<Box<str>> = text
+        let mut words: Vec<u64> = text
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| w.chars().count() >= 3)
             .map(str::to_lowercase)
             .filter(|w| !STOPWORDS.contains(&w.as_str()))
-            .map(String::into_boxed_str)
+            .map(|w| {
+                let mut h = DefaultHasher::new();
+                w.hash(&mut h);
+                h.finish()
+            })
             .collect();
         words.sort_unstable();
         words.dedup();
@@ -135,25 +141,69 @@ pub struct Refresh {
     pub after: Option<i64>,
     /// Controls whose newest nonconformities (at most the limit each) are to be read.
     pub controls: Vec<String>,
+    /// `Some(seq)`: read the closures recorded in the audit trail after entry `seq`; `None`:
+    /// the index holds no closures yet, so there are none to follow.
+    pub closures_after: Option<i64>,
+}
+
+/// Audit-trail entries [`Observed::closed`] follows at most; after more, the index reads its
+/// per-control lists again rather than read the whole stretch.
+pub const CLOSURES_FOLLOWED: i64 = 10_000;
+
+/// A nonconformity as read for the index: what similarity compares, and when it was closed
+/// (a closed nonconformity stays closed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// What similarity compares.
+    pub known: Known,
+    /// When it was closed (UTC stamp), if it is.
+    pub closed_at: Option<String>,
+}
+
+/// What was read for a [`Refresh`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// The audit-trail head (its last entry's `seq`) read before everything else: closures
+    /// recorded after it are followed next time.
+    pub head: i64,
+    /// The nonconformities asked for by number, newest first.
+    pub recent: Vec<Seen>,
+    /// Per control asked for, the newest nonconformities citing it.
+    pub per_control: Vec<(String, Vec<Seen>)>,
+    /// Closures recorded after [`Refresh::closures_after`] (number, when), or `None` when
+    /// more than [`CLOSURES_FOLLOWED`] entries were recorded since: the lists are then read
+    /// again.
+    pub closed: Option<Vec<(i64, String)>>,
 }
 
 /// The nonconformities a new one is compared with: the most recent ones overall and, per
 /// control, the most recent citing it (a control's list is read on first use), at most
-/// `limit` each. It follows the database by reading only what was logged since it last
-/// looked; when more than `limit` were logged meanwhile it forgets the per-control lists so
-/// they are read again, rather than miss any.
+/// `limit` each, and when those on a control's list were closed (for recurrence). It follows
+/// the database by reading only what was logged since it last looked, and the closures the
+/// audit trail recorded since; when more than `limit` were logged meanwhile, or too much was
+/// recorded to follow, it forgets the per-control lists so they are read again, rather than
+/// miss any.
 #[derive(Debug)]
 pub struct SimilarityIndex {
     limit: usize,
     caught_up: Option<i64>,
     newest: BTreeMap<i64, Arc<Known>>,
     by_control: HashMap<String, BTreeMap<i64, Arc<Known>>>,
+    closed: HashMap<i64, Box<str>>,
+    closures_seen: Option<i64>,
 }
 
 impl SimilarityIndex {
     /// An empty index keeping `limit` nonconformities overall and per control.
     pub fn new(limit: usize) -> Self {
-        SimilarityIndex { limit: limit.max(1), caught_up: None, newest: BTreeMap::new(), by_control: HashMap::new() }
+        SimilarityIndex {
+            limit: limit.max(1),
+            caught_up: None,
+            newest: BTreeMap::new(),
+            by_control: HashMap::new(),
+            closed: HashMap::new(),
+            closures_seen: None,
+        }
     }
 
     /// How many nonconformities it keeps overall and per control.
@@ -169,38 +219,64 @@ impl SimilarityIndex {
                 unread.push(c.clone());
             }
         }
-        Refresh { after: self.caught_up, controls: unread }
+        Refresh { after: self.caught_up, controls: unread, closures_after: self.closures_seen }
     }
 
-    /// Takes in what was read for `refresh`: `recent`, the nonconformities it asked for by
-    /// number, and `per_control`, the newest citing each control it named.
-    pub fn apply(&mut self, refresh: &Refresh, recent: Vec<Known>, per_control: Vec<(String, Vec<Known>)>) {
-        let gap = refresh.after.is_some() && recent.len() >= self.limit;
+    /// Takes in what was read for `refresh`.
+    pub fn apply(&mut self, refresh: &Refresh, read: Observed) {
+        let gap = (refresh.after.is_some() && read.recent.len() >= self.limit)
+            || (refresh.closures_after.is_some() && read.closed.is_none());
         if gap {
             self.by_control.clear();
+            self.closed.clear();
         }
-        let highest = recent.iter().map(|k| k.number).max().unwrap_or(0);
+        let highest = read.recent.iter().map(|s| s.known.number).max().unwrap_or(0);
         self.caught_up = Some(self.caught_up.unwrap_or(0).max(highest).max(refresh.after.unwrap_or(0)));
-        for (control, rows) in per_control {
+        self.closures_seen = Some(self.closures_seen.unwrap_or(0).max(read.head));
+        for (control, rows) in read.per_control {
             let list = self.by_control.entry(control).or_default();
-            for k in rows {
-                list.entry(k.number).or_insert_with(|| Arc::new(k));
+            for s in rows {
+                if let Some(at) = s.closed_at {
+                    self.closed.insert(s.known.number, at.into());
+                }
+                list.entry(s.known.number).or_insert_with(|| Arc::new(s.known));
             }
         }
-        for k in recent {
-            let k = Arc::new(k);
+        for s in read.recent {
+            let k = Arc::new(s.known);
+            let mut listed = false;
             for c in &k.controls {
                 if let Some(list) = self.by_control.get_mut(c) {
                     list.entry(k.number).or_insert_with(|| k.clone());
+                    listed = true;
                 }
+            }
+            if let (true, Some(at)) = (listed, s.closed_at) {
+                self.closed.insert(k.number, at.into());
             }
             self.newest.entry(k.number).or_insert(k);
         }
+        for (number, at) in read.closed.unwrap_or_default() {
+            if self.listed(number) {
+                self.closed.insert(number, at.into());
+            }
+        }
         let limit = self.limit;
         trim(&mut self.newest, limit);
+        let mut dropped = Vec::new();
         for list in self.by_control.values_mut() {
-            trim(list, limit);
+            dropped.extend(trim(list, limit));
         }
+        for number in dropped {
+            if !self.listed(number) {
+                self.closed.remove(&number);
+            }
+        }
+    }
+
+    /// Whether nonconformity `number` is on some control's list.
+    fn listed(&self, number: i64) -> bool {
+        self.by_control.values().any(|l| l.contains_key(&number))
     }
 
     /// The nonconformities among those kept (the most recent overall and the most recent
@@ -216,13 +292,33 @@ impl SimilarityIndex {
         });
         similar(this, self.newest.values().map(Arc::as_ref).chain(cited), shown)
     }
+
+    /// Recurrence (10.2 b): the references of the nonconformities among the most recent
+    /// citing one of `this`'s controls that were closed at or after `since` (a UTC stamp),
+    /// newest first.
+    pub fn closed_since(&self, this: &Known, since: &str) -> Vec<String> {
+        let mut numbers: Vec<i64> = this
+            .controls
+            .iter()
+            .filter_map(|c| self.by_control.get(c))
+            .flat_map(|list| list.keys().copied())
+            .filter(|n| *n != this.number && self.closed.get(n).is_some_and(|at| **at >= *since))
+            .collect();
+        numbers.sort_unstable_by(|a, b| b.cmp(a));
+        numbers.dedup();
+        numbers.into_iter().map(|n| RecordRef::new(RecordKind::Nonconformity, n).to_string()).collect()
+    }
 }
 
-/// Keeps the `limit` highest-numbered entries of `list`.
-fn trim(list: &mut BTreeMap<i64, Arc<Known>>, limit: usize) {
+/// Keeps the `limit` highest-numbered entries of `list`; returns the numbers dropped.
+fn trim(list: &mut BTreeMap<i64, Arc<Known>>, limit: usize) -> Vec<i64> {
+    let mut dropped = Vec::new();
     while list.len() > limit {
-        list.pop_first();
+        if let Some((n, _)) = list.pop_first() {
+            dropped.push(n);
+        }
     }
+    dropped
 }
 
 #[cfg(test)]
@@ -252,26 +348,37 @@ mod tests {
     #[test]
     fn words_drop_noise_and_repeats() {
         let w = Words::of("The API-key was found in THE log, the log");
-        let kept: Vec<&str> = w.0.iter().map(AsRef::as_ref).collect();
-        assert_eq!(kept, ["api", "key", "log"], "lower case, sorted, once each; no short words or stopwords");
+        assert_eq!(w, Words::of("api key log"), "lower case, once each; no short words or stopwords");
+        assert_eq!(w.0.len(), 3);
         assert_eq!(Words::default().jaccard(&Words::default()), 0.0);
         assert_eq!(Words::of("alpha beta gamma").jaccard(&Words::of("beta gamma delta")), 0.5);
+    }
+
+    fn seen(number: i64, text: &str, controls: &[&str]) -> Seen {
+        Seen { known: known(number, text, controls), closed_at: None }
+    }
+
+    fn read(head: i64, recent: Vec<Seen>, per_control: Vec<(&str, Vec<Seen>)>) -> Observed {
+        let per_control = per_control.into_iter().map(|(c, rows)| (c.to_string(), rows)).collect();
+        Observed { head, recent, per_control, closed: Some(vec![]) }
     }
 
     #[test]
     fn index_reads_the_newest_first_then_only_what_is_new() {
         let mut index = SimilarityIndex::new(2);
         let first = index.refresh_for(&[]);
-        assert_eq!(first, Refresh { after: None, controls: vec![] });
-        index.apply(&first, vec![known(5, "five", &[]), known(4, "four", &[])], vec![]);
+        assert_eq!(first, Refresh { after: None, controls: vec![], closures_after: None });
+        index.apply(&first, read(10, vec![seen(5, "five", &[]), seen(4, "four", &[])], vec![]));
         let next = index.refresh_for(&["A.5.1".to_string()]);
-        assert_eq!(next, Refresh { after: Some(5), controls: vec!["A.5.1".to_string()] });
+        assert_eq!(next, Refresh { after: Some(5), controls: vec!["A.5.1".to_string()], closures_after: Some(10) });
         index.apply(
             &next,
-            vec![known(6, "six", &["A.5.1"])],
-            vec![("A.5.1".into(), vec![known(3, "three", &["A.5.1"])])],
+            read(12, vec![seen(6, "six", &["A.5.1"])], vec![("A.5.1", vec![seen(3, "three", &["A.5.1"])])]),
         );
-        assert_eq!(index.refresh_for(&["A.5.1".to_string()]), Refresh { after: Some(6), controls: vec![] });
+        assert_eq!(
+            index.refresh_for(&["A.5.1".to_string()]),
+            Refresh { after: Some(6), controls: vec![], closures_after: Some(12) }
+        );
         let this = known(0, "new", &["A.5.1"]);
         let refs: Vec<String> = index.similar_to(&this, 10).into_iter().map(|s| s.reference).collect();
         assert_eq!(refs, ["NC-6", "NC-3"], "the control's list took in NC-6 as it arrived");
@@ -284,17 +391,51 @@ mod tests {
         let first = index.refresh_for(&["A.5.1".to_string()]);
         index.apply(
             &first,
-            vec![known(1, "one", &["A.5.1"])],
-            vec![("A.5.1".into(), vec![known(1, "one", &["A.5.1"])])],
+            read(1, vec![seen(1, "one", &["A.5.1"])], vec![("A.5.1", vec![seen(1, "one", &["A.5.1"])])]),
         );
         let next = index.refresh_for(&["A.5.1".to_string()]);
         assert!(next.controls.is_empty());
-        index.apply(&next, vec![known(9, "nine", &[]), known(8, "eight", &[])], vec![]);
+        index.apply(&next, read(9, vec![seen(9, "nine", &[]), seen(8, "eight", &[])], vec![]));
         let after_gap = index.refresh_for(&["A.5.1".to_string()]);
         assert_eq!(
             after_gap,
-            Refresh { after: Some(9), controls: vec!["A.5.1".to_string()] },
+            Refresh { after: Some(9), controls: vec!["A.5.1".to_string()], closures_after: Some(9) },
             "read again: 2..7 unseen"
         );
+    }
+
+    #[test]
+    fn recurrence_follows_closures_recorded_after_the_lists_were_read() {
+        let mut index = SimilarityIndex::new(3);
+        let mut old = seen(1, "old", &["A.5.17"]);
+        old.closed_at = Some("2025-01-10T00:00:00.000000Z".into());
+        let mut recent = seen(2, "recent", &["A.5.17"]);
+        recent.closed_at = Some("2026-06-01T00:00:00.000000Z".into());
+        let first = index.refresh_for(&["A.5.17".to_string()]);
+        index.apply(&first, read(20, vec![], vec![("A.5.17", vec![recent, old, seen(3, "open", &["A.5.17"])])]));
+        let this = known(0, "new", &["A.5.17", "A.8.12"]);
+        let since = "2025-11-28T00:00:00.000000Z";
+        assert_eq!(index.closed_since(&this, since), ["NC-2"], "NC-1 closed more than a year ago; NC-3 is open");
+
+        let next = index.refresh_for(&["A.5.17".to_string()]);
+        assert_eq!(next.closures_after, Some(20));
+        let mut later = read(25, vec![], vec![]);
+        later.closed =
+            Some(vec![(3, "2026-11-27T00:00:00.000000Z".into()), (99, "2026-11-27T00:00:00.000000Z".into())]);
+        index.apply(&next, later);
+        assert_eq!(index.closed_since(&this, since), ["NC-3", "NC-2"]);
+        assert!(!index.closed.contains_key(&99), "closures of nonconformities on no list are not kept");
+
+        let next = index.refresh_for(&[]);
+        index.apply(&next, read(26, vec![seen(4, "four", &["A.5.17"])], vec![]));
+        assert!(!index.closed.contains_key(&1), "NC-1 left the list, and its closure with it");
+        assert_eq!(index.closed_since(&this, since), ["NC-3", "NC-2"]);
+
+        let next = index.refresh_for(&[]);
+        let mut flood = read(26 + CLOSURES_FOLLOWED + 1, vec![], vec![]);
+        flood.closed = None;
+        index.apply(&next, flood);
+        assert!(index.closed_since(&this, since).is_empty(), "too much to follow: the lists are forgotten");
+        assert_eq!(index.refresh_for(&["A.5.17".to_string()]).controls, ["A.5.17"], "and read again");
     }
 }

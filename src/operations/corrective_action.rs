@@ -32,7 +32,7 @@ pub(super) fn operations() -> Vec<Operation> {
         Operation::new("plan_corrective_action", Effect::Create, Access::Contributors, plan_action),
         Operation::new("update_corrective_action", Effect::Update, Access::Contributors, update_action),
         Operation::new("review_effectiveness", Effect::Update, REVIEWERS, review_effectiveness),
-        Operation::new("close_nonconformity", Effect::Update, MANAGERS, close_nonconformity),
+        Operation::new(CLOSE_NONCONFORMITY, Effect::Update, MANAGERS, close_nonconformity),
     ]
 }
 
@@ -454,8 +454,12 @@ pub struct CloseNonconformity {
     pub isms_changes: String,
 }
 
+/// The operation that closes a nonconformity, as the audit trail names it: the similarity
+/// index follows closures by it.
+pub(super) const CLOSE_NONCONFORMITY: &str = "close_nonconformity";
+
 async fn close_nonconformity(app: Arc<App>, actor: Actor, input: CloseNonconformity) -> Result<NcProgress> {
-    const OP: &str = "close_nonconformity";
+    const OP: &str = CLOSE_NONCONFORMITY;
     let r = RecordRef::parse_kind("ref", &input.reference, RecordKind::Nonconformity)?;
     let isms_changes = text::required("isms_changes", &input.isms_changes, MAX_TEXT)?;
 

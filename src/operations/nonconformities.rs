@@ -6,6 +6,7 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::corrective_action::CLOSE_NONCONFORMITY;
 use super::{App, Effect, Operation, request_hash};
 use crate::domain::access::Access;
 use crate::domain::actor::Actor;
@@ -210,17 +211,18 @@ pub(super) const SIMILARITY_POOL: usize = 200;
 const SIMILAR_SHOWN: usize = 10;
 
 /// Compares `this` with the recent nonconformities of the app's similarity index, after
-/// bringing the index up to date; with `closed_since`, also finds those citing one of its
-/// controls closed since then (recurrence).
+/// bringing the index up to date; with `closed_since`, also finds those on its controls'
+/// lists closed since then (recurrence).
 async fn compare(app: &App, this: &Known, closed_since: Option<&str>) -> Result<(Vec<Similar>, Vec<String>)> {
     let (refresh, limit) = {
         let index = similarity_index(app);
         (index.refresh_for(&this.controls), index.limit())
     };
-    let rows = app.store.similarity_rows(&refresh, &this.controls, closed_since, limit as i64).await?;
+    let read = app.store.similarity_rows(&refresh, CLOSE_NONCONFORMITY, limit as i64).await?;
     let mut index = similarity_index(app);
-    index.apply(&refresh, rows.recent, rows.per_control);
-    Ok((index.similar_to(this, SIMILAR_SHOWN), rows.recurrent))
+    index.apply(&refresh, read);
+    let recurrent = closed_since.map(|since| index.closed_since(this, since)).unwrap_or_default();
+    Ok((index.similar_to(this, SIMILAR_SHOWN), recurrent))
 }
 
 /// The app's similarity index. It is a cache of facts that never change, so a panic while

@@ -12,7 +12,7 @@ use crate::domain::actor::Actor;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::domain::soa::diff;
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, ChainReport};
+use crate::store::{AuditEntry, ChainReport, Reader};
 
 pub(super) fn operations() -> Vec<Operation> {
     vec![
@@ -44,18 +44,21 @@ pub struct RecordWithHistory {
     pub history: Vec<AuditEntry>,
 }
 
-/// Loads the current state of a record as a JSON object, if it exists.
-async fn load_record(app: &App, r: RecordRef) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+/// Loads the current state of a record as a JSON object, if it exists; nonconformities and
+/// corrective actions through `reader`.
+async fn load_record(
+    app: &App,
+    reader: &mut Reader,
+    r: RecordRef,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
     let value = match r.kind {
-        RecordKind::Nonconformity => app
-            .store
+        RecordKind::Nonconformity => reader
             .nonconformity(r.number, Utc::now().date_naive())
             .await?
             .map(serde_json::to_value)
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::CorrectiveAction => app
-            .store
+        RecordKind::CorrectiveAction => reader
             .corrective_action(r.number, Utc::now().date_naive())
             .await?
             .map(serde_json::to_value)
@@ -140,9 +143,11 @@ pub(crate) async fn control_with_history(app: &App, control: &ControlRef) -> Res
     Ok(RecordWithHistory { reference: control.to_string(), kind: "control".to_owned(), record, history })
 }
 
-/// A record with its history, as `get_record` and the `isms://records/{ref}` resource serve it.
+/// A record with its history, as `get_record` and the `isms://records/{ref}` resource serve it;
+/// the record, its change requests and its history are read together (see `Store::reads`).
 pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<RecordWithHistory> {
-    let record = load_record(app, r).await?.ok_or_else(|| {
+    let mut reader = app.store.reads().await?;
+    let record = load_record(app, &mut reader, r).await?.ok_or_else(|| {
         Error::not_found(
             r.to_string(),
             format!("check the reference; {} records are numbered from 1 in the order logged", r.kind.prefix()),
@@ -150,14 +155,14 @@ pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<Recor
     })?;
     let mut record = record;
     let served = match r.kind {
-        RecordKind::Nonconformity => app.store.change_requests_for(Some(r.number), None).await?,
-        RecordKind::CorrectiveAction => app.store.change_requests_for(None, Some(r.number)).await?,
+        RecordKind::Nonconformity => reader.change_requests_for(Some(r.number), None).await?,
+        RecordKind::CorrectiveAction => reader.change_requests_for(None, Some(r.number)).await?,
         _ => Vec::new(),
     };
     if matches!(r.kind, RecordKind::Nonconformity | RecordKind::CorrectiveAction) {
         record.insert("change_requests".into(), serde_json::json!(served));
     }
-    let history = app.store.history(&r.to_string()).await?;
+    let history = reader.history(&r.to_string()).await?;
     Ok(RecordWithHistory { reference: r.to_string(), kind: r.kind.name().to_owned(), record, history })
 }
 

@@ -3,11 +3,12 @@
 use futures::TryStreamExt;
 use schemars::JsonSchema;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Row};
 
-use super::Store;
 use super::sql::{Cells, args};
+use super::{Reader, Store};
 use crate::domain::audit::{Break, ChainWalk, EntryFields, GENESIS};
 use crate::error::{Error, Result};
 
@@ -23,7 +24,8 @@ pub struct AuditEntry {
     /// The operation that wrote it.
     pub operation: String,
     /// What was written.
-    pub detail: serde_json::Value,
+    #[schemars(with = "serde_json::Value")]
+    pub detail: Box<RawValue>,
 }
 
 /// Chains shorter than this are walked in one piece.
@@ -56,23 +58,33 @@ pub struct ChainReport {
     pub problem: Option<String>,
 }
 
-impl Store {
-    /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first.
-    pub async fn history(&self, record: &str) -> Result<Vec<AuditEntry>> {
+impl Reader {
+    /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first. Each
+    /// detail is passed on as stored, not parsed (a detail that is not JSON, which no write
+    /// makes, is passed on as a string).
+    pub async fn history(&mut self, record: &str) -> Result<Vec<AuditEntry>> {
         let sql = "SELECT seq, at, actor, operation, detail FROM audit_log WHERE record_ref = $1 ORDER BY seq";
-        let rows = self.read().await?.conn().fetch_all(sql, args![record]).await?;
+        let rows = self.conn().fetch_all(sql, args![record]).await?;
         rows.iter()
             .map(|r| {
                 let detail: String = r.get(4)?;
-                Ok(AuditEntry {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    operation: r.get(3)?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::String(detail)),
-                })
+                let detail = match RawValue::from_string(detail) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        let text = serde_json::Value::String(r.get(4)?);
+                        serde_json::value::to_raw_value(&text).map_err(|_| Error::Internal(e.to_string()))?
+                    }
+                };
+                Ok(AuditEntry { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, operation: r.get(3)?, detail })
             })
             .collect()
+    }
+}
+
+impl Store {
+    /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first.
+    pub async fn history(&self, record: &str) -> Result<Vec<AuditEntry>> {
+        self.read().await?.history(record).await
     }
 
     /// Walks the chain from the first entry and checks the stored head, so an altered,

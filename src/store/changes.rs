@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::sql::{Bind, Cells, Conn, Value, args};
-use super::{Arg, Store, Write};
+use super::{Arg, Reader, Store, Write};
 use crate::domain::change::{
     ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
 };
@@ -216,10 +216,12 @@ impl Store {
         let rows = self.read().await?.conn().fetch_all(&sql, &values).await?;
         rows.iter().map(|r| from_row(r, policy, now)).collect()
     }
+}
 
+impl Reader {
     /// The change requests raised for a corrective action, or for a nonconformity or any of
     /// its actions.
-    pub async fn change_requests_for(&self, nc: Option<i64>, ca: Option<i64>) -> Result<Vec<String>> {
+    pub async fn change_requests_for(&mut self, nc: Option<i64>, ca: Option<i64>) -> Result<Vec<String>> {
         let (sql, number) = match (nc, ca) {
             (_, Some(ca)) => ("SELECT number FROM change_requests WHERE ca = $1 ORDER BY number", ca),
             (Some(nc), None) => (
@@ -229,7 +231,7 @@ impl Store {
             ),
             (None, None) => return Ok(Vec::new()),
         };
-        let numbers: Vec<i64> = self.read().await?.conn().fetch_column(sql, args![number]).await?;
+        let numbers: Vec<i64> = self.conn().fetch_column(sql, args![number]).await?;
         Ok(numbers.into_iter().map(|n| RecordRef::new(RecordKind::ChangeRequest, n).to_string()).collect())
     }
 }

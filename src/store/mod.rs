@@ -22,7 +22,7 @@ pub(crate) mod sql;
 pub use actors::{ActorInfo, NewActor, TokenInfo, TokenIssued};
 pub use audit::{AuditEntry, ChainReport};
 pub use changes::{CrFilter, CrUpdate};
-pub use nonconformities::{NcFilter, NcUpdate, SimilarityRows};
+pub use nonconformities::{NcFilter, NcUpdate};
 pub use outbox::OutboxEvent;
 pub use people::NewPolicy;
 pub use review::{NcFact, StoredReview};
@@ -132,7 +132,11 @@ pub(crate) struct NativeReader {
 impl Drop for NativeReader {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.readers.put(conn);
+            // A reader from `Store::reads` ends its read transaction first; one that cannot is
+            // closed rather than kept.
+            if conn.is_autocommit() || conn.execute_batch("COMMIT").is_ok() {
+                self.readers.put(conn);
+            }
         }
     }
 }
@@ -274,6 +278,19 @@ impl Store {
             Some(readers) => Ok(Reader::Native(NativeReader { conn: Some(readers.take()?), readers: readers.clone() })),
             None => Ok(Reader::Pool(self.pool.acquire().await?)),
         }
+    }
+
+    /// A connection for several reads that belong together (a record and its history): on
+    /// SQLite they run in one read transaction, so they see one state of the database and
+    /// take the read lock once; on PostgreSQL they share one pooled connection.
+    pub(crate) async fn reads(&self) -> Result<Reader> {
+        let mut reader = self.read().await?;
+        if let Reader::Native(r) = &mut reader
+            && let Some(conn) = r.conn.as_mut()
+        {
+            conn.execute_batch("BEGIN")?;
+        }
+        Ok(reader)
     }
 
     /// A watch that changes after each commit made through this store (writes by other

@@ -3,13 +3,13 @@
 use chrono::NaiveDate;
 
 use super::sql::{Bind, Cells, Conn, Value, args};
-use super::{Arg, Store, Write};
+use super::{Arg, Reader, Store, Write};
 use crate::domain::corrective_action::{CaStatus, CorrectiveAction};
 use crate::domain::nonconformity::{
     Analysis, EffectivenessReview, NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue,
 };
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
-use crate::domain::similarity::{Known, Refresh, Similar};
+use crate::domain::similarity::{CLOSURES_FOLLOWED, Known, Observed, Refresh, Seen, Similar};
 use crate::domain::time::{date, stamp};
 use crate::error::{Error, Result};
 
@@ -389,92 +389,83 @@ impl Write {
     }
 }
 
-/// The columns [`Known`] is made of, in [`known_from_row`]'s order.
-const KNOWN_COLUMNS: &str = "number, title, description, controls, clauses";
+/// The columns [`Seen`] is made of, in [`seen_from_row`]'s order.
+const SEEN_COLUMNS: &str = "number, title, description, controls, clauses, closed_at";
 
-fn known_from_row(r: &impl Cells) -> Result<Known> {
+fn seen_from_row(r: &impl Cells) -> Result<Seen> {
     let (title, description): (String, String) = (r.get(1)?, r.get(2)?);
-    Ok(Known::new(
+    let known = Known::new(
         r.get(0)?,
         &title,
         &description,
         json_list("controls", &r.get::<String>(3)?)?,
         json_list("clauses", &r.get::<String>(4)?)?,
-    ))
+    );
+    Ok(Seen { known, closed_at: r.get(5)? })
 }
 
-/// What similarity and recurrence read of the database for one finding.
-#[derive(Debug, Default)]
-pub struct SimilarityRows {
-    /// The nonconformities the refresh asked for by number, newest first.
-    pub recent: Vec<Known>,
-    /// Per control the refresh named, the newest nonconformities citing it.
-    pub per_control: Vec<(String, Vec<Known>)>,
-    /// References of those among the newest citing one of the controls that were closed since
-    /// the date asked for (recurrence, 10.2 b).
-    pub recurrent: Vec<String>,
+impl Reader {
+    /// The nonconformity with this number, with its actions and reviews, if any.
+    pub async fn nonconformity(&mut self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
+        load_nc(&mut self.conn(), number, today).await
+    }
+
+    /// The corrective action with this number, if any.
+    pub async fn corrective_action(&mut self, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
+        load_ca(&mut self.conn(), number, today).await
+    }
 }
 
 impl Store {
-    /// Reads what `refresh` asks for (at most `limit` per list) and, when `closed_since` is
-    /// given, which of the `limit` newest nonconformities citing one of `controls` were closed
-    /// at or after it; on one connection.
-    pub async fn similarity_rows(
-        &self,
-        refresh: &Refresh,
-        controls: &[String],
-        closed_since: Option<&str>,
-        limit: i64,
-    ) -> Result<SimilarityRows> {
+    /// Reads what `refresh` asks for, at most `limit` per list, on one connection: first the
+    /// audit-trail head, then the closures recorded since `refresh.closures_after` (entries of
+    /// the `closing` operation), then the nonconformities. Every closure up to the head is
+    /// thus in the rows read, and every later one is followed next time.
+    pub async fn similarity_rows(&self, refresh: &Refresh, closing: &str, limit: i64) -> Result<Observed> {
         let mut reader = self.read().await?;
-        let mut out = SimilarityRows::default();
-        let recent = match refresh.after {
-            None => format!("SELECT {KNOWN_COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1"),
-            Some(_) => {
-                format!("SELECT {KNOWN_COLUMNS} FROM nonconformities WHERE number > $2 ORDER BY number DESC LIMIT $1")
+        let mut conn = reader.conn();
+        let head: i64 = conn.fetch_one("SELECT seq FROM chain_head WHERE id = 1", args![]).await?.get(0)?;
+        let closed = match refresh.closures_after {
+            None => Some(Vec::new()),
+            Some(after) if head - after > CLOSURES_FOLLOWED => None,
+            Some(after) => {
+                let sql = "SELECT record_ref, at FROM audit_log WHERE seq > $1 AND operation = $2";
+                let mut closed = Vec::new();
+                for row in conn.fetch_all(sql, args![after, closing]).await? {
+                    let reference: String = row.get(0)?;
+                    closed.push((RecordRef::parse("record_ref", &reference)?.number, row.get(1)?));
+                }
+                Some(closed)
             }
         };
-        let mut conn = reader.conn();
-        let rows = match refresh.after {
-            None => conn.fetch_all(&recent, args![limit]).await?,
-            Some(after) => conn.fetch_all(&recent, args![limit, after]).await?,
+        let recent = match refresh.after {
+            None => {
+                let sql = format!("SELECT {SEEN_COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1");
+                conn.fetch_all(&sql, args![limit]).await?
+            }
+            Some(after) => {
+                let sql = format!(
+                    "SELECT {SEEN_COLUMNS} FROM nonconformities WHERE number > $2 ORDER BY number DESC LIMIT $1"
+                );
+                conn.fetch_all(&sql, args![limit, after]).await?
+            }
         };
-        out.recent = rows.iter().map(known_from_row).collect::<Result<_>>()?;
+        let recent = recent.iter().map(seen_from_row).collect::<Result<_>>()?;
         let citing = format!(
-            "SELECT {KNOWN_COLUMNS} FROM nonconformities WHERE number IN \
+            "SELECT {SEEN_COLUMNS} FROM nonconformities WHERE number IN \
              (SELECT nc FROM nc_controls WHERE control = $1 ORDER BY nc DESC LIMIT $2) ORDER BY number DESC"
         );
+        let mut per_control = Vec::with_capacity(refresh.controls.len());
         for control in &refresh.controls {
             let rows = conn.fetch_all(&citing, args![control, limit]).await?;
-            out.per_control.push((control.clone(), rows.iter().map(known_from_row).collect::<Result<_>>()?));
+            per_control.push((control.clone(), rows.iter().map(seen_from_row).collect::<Result<_>>()?));
         }
-        if let Some(since) = closed_since.filter(|_| !controls.is_empty()) {
-            let mut args: Vec<Arg> = vec![Arg::Text(since.to_owned()), Arg::Int(limit)];
-            args.extend(controls.iter().map(|c| Arg::Text(c.clone())));
-            let placeholders: Vec<String> = (3..=args.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT number FROM nonconformities WHERE closed_at >= $1 AND number IN \
-                 (SELECT nc FROM nc_controls WHERE control IN ({}) ORDER BY nc DESC LIMIT $2) ORDER BY number DESC",
-                placeholders.join(", ")
-            );
-            let values: Vec<Value> = args.iter().map(Bind::value).collect();
-            for row in conn.fetch_all(&sql, &values).await? {
-                out.recurrent.push(RecordRef::new(RecordKind::Nonconformity, row.get(0)?).to_string());
-            }
-        }
-        Ok(out)
+        Ok(Observed { head, recent, per_control, closed })
     }
 
     /// The nonconformity with this number, with its actions and reviews, if any.
     pub async fn nonconformity(&self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
-        let mut reader = self.read().await?;
-        load_nc(&mut reader.conn(), number, today).await
-    }
-
-    /// The corrective action with this number, if any.
-    pub async fn corrective_action(&self, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
-        let mut reader = self.read().await?;
-        load_ca(&mut reader.conn(), number, today).await
+        self.read().await?.nonconformity(number, today).await
     }
 
     /// Nonconformities matching `filter`, newest first, at most `filter.limit`; without
