@@ -11,6 +11,9 @@ macro_rules! text_enum {
         pub enum $name { $($(#[$vm])* $variant),+ }
 
         impl $name {
+            /// Every value, in the order declared.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
             /// The value as written in arguments, outputs and storage.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }

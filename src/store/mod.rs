@@ -93,6 +93,15 @@ struct Readers {
     idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
 }
 
+/// The corrective-action statuses still open, as an SQL list. Spelled out rather than
+/// `<> 'done'` so both databases can use the index on (status, due_date); a test keeps it equal
+/// to the domain's statuses.
+const CA_OPEN: &str = "('planned', 'in_progress')";
+
+/// The nonconformity statuses still open, as an SQL list (the index on (status, number) serves
+/// it); a test keeps it equal to the domain's statuses.
+const NC_OPEN: &str = "('open', 'corrected', 'analysed', 'actions_planned', 'actions_done', 'verified')";
+
 /// Most idle read connections kept: reads run in the calling task, so about one per runtime
 /// worker is in use at a time; the rest are spares.
 const IDLE_READERS: usize = 4;
@@ -452,5 +461,24 @@ impl Write {
         }
         self.commits.send_modify(|n| *n += 1);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::corrective_action::CaStatus;
+    use crate::domain::nonconformity::NcStatus;
+
+    fn sql_list<'a>(values: impl Iterator<Item = &'a str>) -> String {
+        format!("({})", values.map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", "))
+    }
+
+    #[test]
+    fn open_status_lists_match_the_domain() {
+        let ca = CaStatus::ALL.iter().filter(|s| **s != CaStatus::Done).map(|s| s.as_str());
+        assert_eq!(CA_OPEN, sql_list(ca));
+        let nc = NcStatus::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str());
+        assert_eq!(NC_OPEN, sql_list(nc));
     }
 }

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 
 use super::sql::{Cells, args};
-use super::{Store, Write};
+use super::{CA_OPEN, NC_OPEN, Store, Write};
 use crate::domain::management_review::{ActionStatus, ContextItem, ContextKind, ReviewAction, action_overdue};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::time::stamp;
@@ -218,7 +218,7 @@ impl Store {
 
     /// Numbers of records of a table matching one fixed condition, with one bound value, in
     /// order. They are sorted here rather than in SQL, for the reason given at [`Store::nc_facts`].
-    async fn numbers(&self, sql: &'static str, value: &str) -> Result<Vec<i64>> {
+    async fn numbers(&self, sql: &str, value: &str) -> Result<Vec<i64>> {
         let mut numbers: Vec<i64> = self.read().await?.conn().fetch_column(sql, args![value]).await?;
         numbers.sort_unstable();
         Ok(numbers)
@@ -231,12 +231,11 @@ impl Store {
 
     /// Open corrective actions past their due date on `today`.
     pub async fn actions_overdue(&self, today: &str) -> Result<Vec<i64>> {
-        self.numbers(
+        let sql = format!(
             "SELECT ca.number FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
-             WHERE ca.status <> 'done' AND n.status <> 'closed' AND ca.due_date < $1",
-            today,
-        )
-        .await
+             WHERE ca.status IN {CA_OPEN} AND n.status IN {NC_OPEN} AND ca.due_date < $1"
+        );
+        self.numbers(&sql, today).await
     }
 
     /// Audits completed on or after the date `since`.
