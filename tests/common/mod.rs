@@ -174,9 +174,14 @@ impl StdioServer {
 
 impl Drop for StdioServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Kills a spawned server at once (SIGKILL) and reaps it.
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `_meta` of a 2026-07-28 request.
@@ -203,8 +208,14 @@ impl HttpServer {
 
     /// Like [`HttpServer::start`], handing every stderr line to `watch`.
     pub fn start_watching(db: &str, extra: &[&str], watch: impl FnMut(&str) + Send + 'static) -> Self {
-        let (child, base, token) = Self::spawn(db, extra, watch);
-        HttpServer { child, base, admin_token: token.expect("a new database prints the admin token") }
+        let (mut child, base, token) = Self::spawn(db, extra, watch);
+        let Some(admin_token) = token else {
+            stop(&mut child);
+            panic!(
+                "a new database prints the admin token; none was printed (for a database already set up, use `HttpServer::restart`)"
+            );
+        };
+        HttpServer { child, base, admin_token }
     }
 
     /// Serves a database already set up, whose admin token is `admin_token`.
@@ -243,8 +254,13 @@ impl HttpServer {
                 watch(&line);
             }
         });
-        let (base, token) = rx.recv_timeout(Duration::from_secs(30)).expect("isms serve started");
-        (child, base, token)
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((base, token)) => (child, base, token),
+            Err(e) => {
+                stop(&mut child);
+                panic!("isms serve did not say it was listening: {e}");
+            }
+        }
     }
 
     /// Whether the process still runs.
@@ -258,8 +274,7 @@ impl HttpServer {
 
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -269,8 +284,7 @@ impl HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
 }
 
