@@ -232,7 +232,12 @@ impl SimilarityIndex {
         }
         let highest = read.recent.iter().map(|s| s.known.number).max().unwrap_or(0);
         self.caught_up = Some(self.caught_up.unwrap_or(0).max(highest).max(refresh.after.unwrap_or(0)));
-        self.closures_seen = Some(self.closures_seen.unwrap_or(0).max(read.head));
+        // Lists read here reflect the closures up to `read.head` only; if another refresh has
+        // already followed the trail past it, follow it again from there next time.
+        self.closures_seen = Some(match self.closures_seen {
+            Some(seen) if read.per_control.is_empty() => seen.max(read.head),
+            _ => read.head,
+        });
         for (control, rows) in read.per_control {
             let list = self.by_control.entry(control).or_default();
             for s in rows {
@@ -437,5 +442,23 @@ mod tests {
         index.apply(&next, flood);
         assert!(index.closed_since(&this, since).is_empty(), "too much to follow: the lists are forgotten");
         assert_eq!(index.refresh_for(&["A.5.17".to_string()]).controls, ["A.5.17"], "and read again");
+    }
+
+    #[test]
+    fn lists_read_before_a_later_refresh_make_the_trail_be_followed_again() {
+        let mut index = SimilarityIndex::new(3);
+        let first = index.refresh_for(&[]);
+        index.apply(&first, read(10, vec![], vec![]));
+        // Two writers refresh at once; both need A.5.17's list. The second reads after closure
+        // 18 of NC-1 and applies first; the first read the list before it and applies last.
+        let both = index.refresh_for(&["A.5.17".to_string()]);
+        index.apply(&both, read(20, vec![], vec![]));
+        assert_eq!(index.refresh_for(&[]).closures_after, Some(20));
+        index.apply(&both, read(15, vec![], vec![("A.5.17", vec![seen(1, "one", &["A.5.17"])])]));
+        assert_eq!(
+            index.refresh_for(&[]).closures_after,
+            Some(15),
+            "closure 18 may be missing from that list: the trail is followed again from 15"
+        );
     }
 }

@@ -94,8 +94,9 @@ struct Readers {
 }
 
 /// The corrective-action statuses still open, as an SQL list. Spelled out rather than
-/// `<> 'done'` so both databases can use the index on (status, due_date); a test keeps it equal
-/// to the domain's statuses.
+/// `<> 'done'` so the index on (status, due_date) serves a lookup of all open actions (not a
+/// check per nonconformity: see `Store::nonconformities`); a test keeps it equal to the
+/// domain's statuses.
 const CA_OPEN: &str = "('planned', 'in_progress')";
 
 /// The nonconformity statuses still open, as an SQL list (the index on (status, number) serves
