@@ -153,7 +153,7 @@ async fn suite(url: &str) {
     }
     assert_eq!(seen, ["NC-5", "NC-4", "NC-3", "NC-2", "NC-1"]);
 
-    // Concurrent writers: unique refs, one unbroken chain.
+    // Concurrent writers: unique refs, one unbroken chain (hashing the UTF-8 bytes of any text).
     let mut tasks = Vec::new();
     for i in 0..24 {
         let app = h.app.clone();
@@ -161,7 +161,11 @@ async fn suite(url: &str) {
         tasks.push(tokio::spawn(async move {
             op.get("log_nonconformity")
                 .unwrap()
-                .call(app, actor("agent-1", Role::Agent), nc(&format!("concurrent {i}"), "minor", &["A.5.1"]))
+                .call(
+                    app,
+                    actor("agent-1", Role::Agent),
+                    nc(&format!("concurrent {i}: Zürich — ✓ 監査"), "minor", &["A.5.1"]),
+                )
                 .await
                 .map(|v| v["ref"].as_str().unwrap().to_owned())
         }));

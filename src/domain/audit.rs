@@ -25,7 +25,9 @@ pub struct EntryFields<'a> {
 }
 
 /// The hex SHA-256 of an entry chained to `prev_hash`. Each field is length-prefixed so no
-/// two different entries encode alike.
+/// two different entries encode alike. On PostgreSQL the store computes the same hash in its
+/// append statement; verification recomputes it here, and the PostgreSQL store suite checks
+/// the two agree.
 pub fn entry_hash(prev_hash: &str, e: &EntryFields<'_>) -> String {
     hex::encode(digest(prev_hash, e))
 }

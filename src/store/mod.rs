@@ -103,6 +103,24 @@ const CA_OPEN: &str = "('planned', 'in_progress')";
 /// it); a test keeps it equal to the domain's statuses.
 const NC_OPEN: &str = "('open', 'corrected', 'analysed', 'actions_planned', 'actions_done', 'verified')";
 
+/// The audit-trail append on PostgreSQL in one statement: lock the chain head, hash the entry
+/// exactly as [`entry_hash`] does (each part's UTF-8 byte length as 8 bytes big-endian, then
+/// its bytes: previous hash, sequence number, `at` ($1), actor ($2), operation ($3), record
+/// ($4), detail ($5)), move the head, insert the entry and the outbox event ($6 its type).
+/// Verification recomputes every hash in Rust, so a difference would show as a broken chain.
+const APPEND_POSTGRES: &str = "\
+WITH head AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM chain_head WHERE id = 1 FOR UPDATE), \
+entry AS (SELECT head.seq, head.prev_hash, \
+  encode(sha256(string_agg(int8send(octet_length(part.b)::int8) || part.b, ''::bytea ORDER BY part.n)), 'hex') AS hash \
+  FROM head, unnest(ARRAY[convert_to(head.prev_hash, 'UTF8'), convert_to(head.seq::text, 'UTF8'), \
+    convert_to($1::text, 'UTF8'), convert_to($2::text, 'UTF8'), convert_to($3::text, 'UTF8'), \
+    convert_to($4::text, 'UTF8'), convert_to($5::text, 'UTF8')]) WITH ORDINALITY AS part(b, n) \
+  GROUP BY head.seq, head.prev_hash), \
+moved AS (UPDATE chain_head SET seq = entry.seq, hash = entry.hash FROM entry WHERE chain_head.id = 1), \
+logged AS (INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail, prev_hash, hash) \
+  SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM entry) \
+INSERT INTO outbox (at, event_type, record_ref, payload) SELECT $1, $6, $4, $5 FROM entry";
+
 /// Most idle read connections kept: reads run in the calling task, so about one per runtime
 /// worker is in use at a time; the rest are spares.
 const IDLE_READERS: usize = 4;
@@ -366,6 +384,12 @@ impl Write {
         self.now
     }
 
+    /// Whether this write runs on PostgreSQL (a transaction of its own), where each statement
+    /// is a round trip and merged statements pay.
+    pub(crate) fn on_postgres(&self) -> bool {
+        matches!(self.tx, WriteTx::Own(_))
+    }
+
     /// The connection this write's statements run on, inside its transaction.
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match &mut self.tx {
@@ -424,22 +448,28 @@ impl Write {
 
     /// Appends the audit-trail entry (chained to the previous one) and the outbox event.
     pub async fn record(&mut self, change: Change<'_>) -> Result<()> {
-        // The no-op update takes the chain head's row lock on PostgreSQL, so concurrent
-        // writers (also in other replicas) append one after another; SQLite's writer lock
-        // already serialises them.
-        let head = self
-            .conn()
-            .fetch_one("UPDATE chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash", args![])
-            .await?;
-        let seq: i64 = head.get(0)?;
-        let prev_hash: String = head.get(1)?;
         let at = stamp(self.now);
         let record_ref = change.record;
         let detail = change.detail.to_string();
+        if let WriteTx::Own(tx) = &mut self.tx {
+            // PostgreSQL: one statement, so the chain head's row lock (which makes concurrent
+            // writers, also other replicas', append one after another) is taken one round trip
+            // before the commit rather than four.
+            let args = args![at, change.actor, change.operation, record_ref, detail, change.event];
+            return match Conn::Any(tx).execute(APPEND_POSTGRES, args).await? {
+                1 => Ok(()),
+                n => Err(Error::Internal(format!("the audit-trail append wrote {n} events"))),
+            };
+        }
+        // SQLite: the writer lock already serialises writers, and each statement is a call.
+        let mut conn = self.conn();
+        let head =
+            conn.fetch_one("UPDATE chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash", args![]).await?;
+        let seq: i64 = head.get(0)?;
+        let prev_hash: String = head.get(1)?;
         let fields =
             EntryFields { seq, at: &at, actor: change.actor, operation: change.operation, record_ref, detail: &detail };
         let hash = entry_hash(&prev_hash, &fields);
-        let mut conn = self.conn();
         conn.execute("UPDATE chain_head SET hash = $1 WHERE id = 1", args![hash]).await?;
         conn.execute(
             "INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -20,6 +20,33 @@ const NC_COLUMNS: &str = "number, title, description, severity, source, status, 
 const CA_COLUMNS: &str = "number, nc, round, description, owner, due_date, status, progress, evidence, version, \
     created_at, created_by, updated_at, updated_by";
 
+/// The columns a new nonconformity sets, and their values: `$1` is the number (given, or taken
+/// from the counters inside the statement), `$8` the controls as a JSON array.
+macro_rules! insert_nc {
+    ($number:literal, $from:literal) => {
+        concat!(
+            "INSERT INTO nonconformities (number, title, description, severity, source, status, clauses, controls, ",
+            "detected_in, evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, ",
+            "similar_at_logging, recurrence_of, audit) SELECT ",
+            $number,
+            ", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $13, $14, $15, $16, $17",
+            $from
+        )
+    };
+}
+
+/// A new nonconformity whose number `$1` is given (its controls are inserted one by one).
+const INSERT_NC: &str = insert_nc!("$1", "");
+
+/// PostgreSQL: the next number of counter `$1`, the new nonconformity and its controls in
+/// one statement (one round trip); returns the number.
+const INSERT_NC_POSTGRES: &str = concat!(
+    "WITH n AS (UPDATE counters SET last = last + 1 WHERE kind = $1 RETURNING last), nc AS (",
+    insert_nc!("n.last", " FROM n RETURNING number"),
+    "), c AS (INSERT INTO nc_controls (control, nc) SELECT control, nc.number FROM nc, json_array_elements_text($8::json) AS control) ",
+    "SELECT number FROM nc"
+);
+
 /// What `list_nonconformities` narrows by; every set field must match.
 #[derive(Debug, Clone)]
 pub struct NcFilter {
@@ -228,40 +255,55 @@ impl Write {
         recurrence_of: &[String],
         audit: Option<i64>,
     ) -> Result<Nonconformity> {
-        let number = self.next_number(RecordKind::Nonconformity).await?;
         let now = stamp(self.now());
         let clauses: Vec<&str> = nc.clauses.iter().map(|c| c.as_str()).collect();
         let controls: Vec<&str> = nc.controls.iter().map(|c| c.as_str()).collect();
-        let mut conn = self.conn();
-        conn.execute(
-            "INSERT INTO nonconformities (number, title, description, severity, source, status, clauses, controls, \
-             detected_in, evidence, correction, due_date, version, created_at, created_by, updated_at, updated_by, \
-             similar_at_logging, recurrence_of, audit) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14, $13, $14, $15, $16, $17)",
-            args![
-                number,
-                nc.title,
-                nc.description,
-                nc.severity.as_str(),
-                nc.source.as_str(),
-                nc.initial_status().as_str(),
-                to_json(&clauses)?,
-                to_json(&controls)?,
-                nc.detected_in.as_deref(),
-                to_json(&nc.evidence)?,
-                nc.correction.as_deref(),
-                nc.due_date.map(date),
-                now,
-                actor,
-                to_json(&similar)?,
-                to_json(&recurrence_of)?,
-                audit,
-            ],
-        )
-        .await?;
-        for control in &controls {
-            conn.execute("INSERT INTO nc_controls (control, nc) VALUES ($1, $2)", args![control, number]).await?;
+        let (clauses, controls_json) = (to_json(&clauses)?, to_json(&controls)?);
+        let (evidence, similar_json, recurrence) =
+            (to_json(&nc.evidence)?, to_json(&similar)?, to_json(&recurrence_of)?);
+        let on_postgres = self.on_postgres();
+        // PostgreSQL takes the number, inserts the row and its controls in one statement: the
+        // counter's row lock is held from there to the commit.
+        let number = if on_postgres { None } else { Some(self.next_number(RecordKind::Nonconformity).await?) };
+        let first = match number {
+            Some(n) => Value::Int(Some(n)),
+            None => Value::Text(Some(RecordKind::Nonconformity.prefix())),
+        };
+        let due = nc.due_date.map(date);
+        fn text(t: &str) -> Value<'_> {
+            Value::Text(Some(t))
         }
+        let values = [
+            first,
+            text(&nc.title),
+            text(&nc.description),
+            text(nc.severity.as_str()),
+            text(nc.source.as_str()),
+            text(nc.initial_status().as_str()),
+            text(&clauses),
+            text(&controls_json),
+            Value::Text(nc.detected_in.as_deref()),
+            text(&evidence),
+            Value::Text(nc.correction.as_deref()),
+            Value::Text(due.as_deref()),
+            text(&now),
+            text(actor),
+            text(&similar_json),
+            text(&recurrence),
+            Value::Int(audit),
+        ];
+        let mut conn = self.conn();
+        let number = match number {
+            Some(number) => {
+                conn.execute(INSERT_NC, &values).await?;
+                for control in &controls {
+                    conn.execute("INSERT INTO nc_controls (control, nc) VALUES ($1, $2)", args![control, number])
+                        .await?;
+                }
+                number
+            }
+            None => conn.fetch_one(INSERT_NC_POSTGRES, &values).await?.get(0)?,
+        };
         let today = self.now().date_naive();
         Ok(nc.logged(number, &now, actor, similar.to_vec(), recurrence_of.to_vec(), today))
     }
