@@ -58,13 +58,16 @@ pub struct ChainReport {
     pub problem: Option<String>,
 }
 
+/// One record's audit-trail entries, oldest first: `$1` is the record.
+pub(super) const HISTORY: &str =
+    "SELECT seq, at, actor, operation, detail FROM audit_log WHERE record_ref = $1 ORDER BY seq";
+
 impl Reader {
     /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first. Each
     /// detail is passed on as stored, not parsed (a detail that is not JSON, which no write
     /// makes, is passed on as a string).
     pub async fn history(&mut self, record: &str) -> Result<Vec<AuditEntry>> {
-        let sql = "SELECT seq, at, actor, operation, detail FROM audit_log WHERE record_ref = $1 ORDER BY seq";
-        let rows = self.conn().fetch_all(sql, args![record]).await?;
+        let rows = self.conn().fetch_all(HISTORY, args![record]).await?;
         rows.iter()
             .map(|r| {
                 let detail: String = r.get(4)?;

@@ -14,6 +14,8 @@ mod nonconformities;
 mod outbox;
 mod people;
 mod performance;
+#[cfg(test)]
+mod query_plans;
 mod review;
 mod risks;
 mod soa;

@@ -231,11 +231,7 @@ impl Store {
 
     /// Open corrective actions past their due date on `today`.
     pub async fn actions_overdue(&self, today: &str) -> Result<Vec<i64>> {
-        let sql = format!(
-            "SELECT ca.number FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
-             WHERE ca.status IN {CA_OPEN} AND n.status IN {NC_OPEN} AND ca.due_date < $1"
-        );
-        self.numbers(&sql, today).await
+        self.numbers(&actions_overdue_query(), today).await
     }
 
     /// Audits completed on or after the date `since`.
@@ -262,4 +258,12 @@ impl Store {
     pub async fn count(&self, sql: &'static str) -> Result<i64> {
         self.read().await?.conn().fetch_one(sql, args![]).await?.get(0)
     }
+}
+
+/// The query of [`Store::actions_overdue`]: `$1` is today.
+pub(super) fn actions_overdue_query() -> String {
+    format!(
+        "SELECT ca.number FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
+         WHERE ca.status IN {CA_OPEN} AND n.status IN {NC_OPEN} AND ca.due_date < $1"
+    )
 }
