@@ -7,6 +7,7 @@ use common::{Harness, TestDb, actor, postgres_url};
 use isms::domain::actor::Role;
 use isms::error::Error;
 use isms::operations::Registry;
+use isms::store::Store;
 use serde_json::{Value, json};
 
 fn nc(title: &str, severity: &str, controls: &[&str]) -> Value {
@@ -230,6 +231,21 @@ async fn truncation_is_found(url: &str) {
     h.app.store.close().await;
 }
 
+/// Every open checks the applied migrations against the embedded ones (a quick path skips the
+/// migrator only when all match): an edited or failed migration stops the server from
+/// starting on that database.
+async fn changed_migrations_are_refused(url: &str, some_checksum: &str) {
+    Store::open(url).await.expect("a new database is migrated").close().await;
+    Store::open(url).await.expect("a current database opens").close().await;
+    common::raw_sql(url, "UPDATE _sqlx_migrations SET success = FALSE WHERE version = 3").await;
+    let failed = Store::open(url).await.expect_err("a failed migration is refused");
+    assert!(failed.to_string().contains("migration 3 is partially applied"), "{failed}");
+    let edit = format!("UPDATE _sqlx_migrations SET success = TRUE, checksum = {some_checksum} WHERE version = 3");
+    common::raw_sql(url, &edit).await;
+    let edited = Store::open(url).await.expect_err("an edited migration is refused");
+    assert!(edited.to_string().contains("migration 3 was previously applied but has been modified"), "{edited}");
+}
+
 /// Concurrent writes, some abandoned and some cancelled mid-way: exactly the committed ones
 /// are kept, each acknowledged only once durable, in one unbroken chain (on SQLite they
 /// share group-commit transactions, so an abandoned write must not take its batch with it).
@@ -403,6 +419,8 @@ async fn sqlite_store_suite() {
     suite(&db.url).await;
     let db = TestDb::sqlite();
     truncation_is_found(&db.url).await;
+    let db = TestDb::sqlite();
+    changed_migrations_are_refused(&db.url, "X'00'").await;
 }
 
 #[tokio::test]
@@ -413,5 +431,8 @@ async fn postgres_store_suite() {
     db.cleanup().await;
     let db = TestDb::postgres(&server).await;
     truncation_is_found(&db.url).await;
+    db.cleanup().await;
+    let db = TestDb::postgres(&server).await;
+    changed_migrations_are_refused(&db.url, "'\\x00'::bytea").await;
     db.cleanup().await;
 }
