@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::sql::{Bind, Cells, Conn, Value, args};
-use super::{Arg, Reader, Store, Write};
+use super::{Arg, Conditions, Reader, Store, Write};
 use crate::domain::change::{
     ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
 };
@@ -172,46 +172,41 @@ impl Store {
     /// Change requests matching `filter`, newest first.
     pub async fn change_requests(&self, filter: &CrFilter, policy: ChangePolicy) -> Result<Vec<ChangeRequest>> {
         let now = Utc::now();
-        let mut conditions: Vec<String> = Vec::new();
-        let mut args: Vec<Arg> = Vec::new();
-        let bind = |args: &mut Vec<Arg>, a: Arg| {
-            args.push(a);
-            format!("${}", args.len())
-        };
+        let mut c = Conditions::default();
         if let Some(s) = filter.status {
-            conditions.push(format!("status = {}", bind(&mut args, Arg::Text(s.as_str().into()))));
+            c.equals("status", Arg::Text(s.as_str().into()));
         }
         if let Some(k) = filter.kind {
-            conditions.push(format!("kind = {}", bind(&mut args, Arg::Text(k.as_str().into()))));
+            c.equals("kind", Arg::Text(k.as_str().into()));
         }
-        if let Some(c) = &filter.control {
-            let p = bind(&mut args, Arg::Text(c.as_str().into()));
-            conditions.push(format!("number IN (SELECT cr FROM cr_controls WHERE control = {p})"));
+        if let Some(control) = &filter.control {
+            let p = c.bind(Arg::Text(control.as_str().into()));
+            c.push(format!("number IN (SELECT cr FROM cr_controls WHERE control = {p})"));
         }
         if let Some(r) = &filter.requester {
-            conditions.push(format!("requester = {}", bind(&mut args, Arg::Text(r.clone()))));
+            c.equals("requester", Arg::Text(r.clone()));
         }
         if filter.awaiting_decision {
-            conditions.push(
-                "decision IS NULL AND (status = 'submitted' OR (kind = 'emergency' AND status NOT IN ('approved', 'rejected', 'closed')))"
-                    .to_owned(),
+            c.push(
+                "decision IS NULL AND (status = 'submitted' OR (kind = 'emergency' AND status NOT IN ('approved', 'rejected', 'closed')))",
             );
         }
         if filter.overdue {
-            let retro = bind(&mut args, Arg::Text(stamp(now - Duration::hours(policy.emergency_approval_hours))));
-            let review = bind(&mut args, Arg::Text(stamp(now - Duration::days(policy.review_days))));
-            conditions.push(format!(
+            let retro = c.bind(Arg::Text(stamp(now - Duration::hours(policy.emergency_approval_hours))));
+            let review = c.bind(Arg::Text(stamp(now - Duration::days(policy.review_days))));
+            c.push(format!(
                 "((kind = 'emergency' AND decision IS NULL AND status <> 'closed' AND started_at < {retro}) OR \
                  (status IN ('implemented', 'failed', 'rolled_back') AND finished_at < {review}))"
             ));
         }
         if let Some(b) = filter.before {
-            conditions.push(format!("number < {}", bind(&mut args, Arg::Int(b))));
+            let p = c.bind(Arg::Int(b));
+            c.push(format!("number < {p}"));
         }
-        let limit = bind(&mut args, Arg::Int(filter.limit));
-        let where_clause =
-            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
-        let sql = format!("SELECT {COLUMNS} FROM change_requests {where_clause} ORDER BY number DESC LIMIT {limit}");
+        let limit = c.bind(Arg::Int(filter.limit));
+        let sql =
+            format!("SELECT {COLUMNS} FROM change_requests {} ORDER BY number DESC LIMIT {limit}", c.where_clause());
+        let args = c.into_args();
         let values: Vec<Value> = args.iter().map(Bind::value).collect();
         let rows = self.read().await?.conn().fetch_all(&sql, &values).await?;
         rows.iter().map(|r| from_row(r, policy, now)).collect()

@@ -197,6 +197,43 @@ impl sql::Bind for Arg {
     }
 }
 
+/// The filters of a list query: conditions joined with `AND`, their values bound to `$n`
+/// placeholders in order (never formatted into the SQL).
+#[derive(Debug, Default)]
+pub(crate) struct Conditions {
+    parts: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Conditions {
+    /// Binds `value` to the next placeholder and returns it, e.g. `$3`.
+    pub(crate) fn bind(&mut self, value: Arg) -> String {
+        self.args.push(value);
+        format!("${}", self.args.len())
+    }
+
+    /// Adds a condition rows must meet.
+    pub(crate) fn push(&mut self, condition: impl Into<String>) {
+        self.parts.push(condition.into());
+    }
+
+    /// Adds `column = value`, with the value bound.
+    pub(crate) fn equals(&mut self, column: &str, value: Arg) {
+        let p = self.bind(value);
+        self.push(format!("{column} = {p}"));
+    }
+
+    /// `WHERE` and the conditions, or nothing when there are none.
+    pub(crate) fn where_clause(&self) -> String {
+        if self.parts.is_empty() { String::new() } else { format!("WHERE {}", self.parts.join(" AND ")) }
+    }
+
+    /// The values bound, in placeholder order.
+    pub(crate) fn into_args(self) -> Vec<Arg> {
+        self.args
+    }
+}
+
 /// The SQLite URL for a database file, created if missing.
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
