@@ -510,8 +510,9 @@ impl Write {
         let detail = change.detail.to_string();
         if let WriteTx::Own(tx) = &mut self.tx {
             // PostgreSQL: one statement, so the chain head's row lock (which makes concurrent
-            // writers, also other replicas', append one after another) is taken one round trip
-            // before the commit rather than four.
+            // writers, also other replicas', append one after another) is taken three round
+            // trips later than before; it is held to the commit, so for a write whose append
+            // comes last that is one round trip and the commit.
             let args = args![at, change.actor, change.operation, record_ref, detail, change.event];
             return match Conn::Any(tx).execute(APPEND_POSTGRES, args).await? {
                 1 => Ok(()),
