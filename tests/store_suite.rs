@@ -259,7 +259,7 @@ async fn abandoned_writes_leave_the_others(url: &str) {
         let record = format!("test:{i}");
         let change =
             Change { actor: "tests", operation: "test", record: &record, event: "test.written", detail: &detail };
-        w.record(change).await.unwrap();
+        w.record(change);
         match i % 4 {
             // Abandoned: dropped without commit after writing.
             1 => false,
@@ -302,6 +302,47 @@ async fn abandoned_writes_leave_the_others(url: &str) {
     store.close().await;
 }
 
+/// A write that records a change and then takes a number, beside one that takes the number
+/// and then records (as recording an audit with findings does beside logging a
+/// nonconformity): both commit, in one chain. Appending when recorded would take the chain
+/// head's lock first on PostgreSQL, and the two would wait on each other until the database
+/// aborted one.
+async fn records_then_numbers_do_not_deadlock(url: &str) {
+    use isms::domain::references::RecordKind;
+    use isms::store::Change;
+    let store = Store::open(url).await.unwrap();
+    let before = store.verify_chain().await.unwrap().entries_checked;
+    let detail = json!({});
+    let change = |record| Change { actor: "tests", operation: "test", record, event: "test.written", detail: &detail };
+    let mut first = store.begin_write().await.unwrap();
+    first.record(change("test:first"));
+    let second = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut w = store.begin_write().await?;
+            w.next_number(RecordKind::Nonconformity).await?;
+            let detail = json!({});
+            w.record(Change {
+                actor: "tests",
+                operation: "test",
+                record: "test:second",
+                event: "test.written",
+                detail: &detail,
+            });
+            w.commit().await
+        }
+    });
+    // Let the second write take its number and reach its append before the first asks for one.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    first.next_number(RecordKind::Nonconformity).await.expect("the first write takes a number");
+    first.commit().await.expect("the first write commits");
+    second.await.unwrap().expect("the second write commits");
+    let report = store.verify_chain().await.unwrap();
+    assert!(report.intact, "{report:?}");
+    assert_eq!(report.entries_checked - before, 2);
+    store.close().await;
+}
+
 /// The chain walked in segments at once finds the same breaks as one walk: an altered entry
 /// in a middle segment, an entry removed at a segment boundary, a truncated end.
 async fn segmented_walks_find_every_break(url: &str) {
@@ -312,7 +353,7 @@ async fn segmented_walks_find_every_break(url: &str) {
         let detail = json!({ "i": i });
         let change =
             Change { actor: "tests", operation: "test", record: "test:x", event: "test.written", detail: &detail };
-        w.record(change).await.unwrap();
+        w.record(change);
         w.commit().await.unwrap();
     }
     let whole = store.verify_chain_in(1, 0).await.unwrap();
@@ -367,6 +408,20 @@ async fn postgres_abandoned_writes_leave_the_others() {
     db.cleanup().await;
 }
 
+#[tokio::test]
+async fn sqlite_records_then_numbers_do_not_deadlock() {
+    let db = TestDb::sqlite();
+    records_then_numbers_do_not_deadlock(&db.url).await;
+}
+
+#[tokio::test]
+async fn postgres_records_then_numbers_do_not_deadlock() {
+    let Some(server) = postgres_url() else { return };
+    let db = TestDb::postgres(&server).await;
+    records_then_numbers_do_not_deadlock(&db.url).await;
+    db.cleanup().await;
+}
+
 /// A batch whose writers all hang up while it is handed on (as when every HTTP client
 /// disconnects at once) is still closed: another process can write next.
 #[tokio::test]
@@ -384,7 +439,7 @@ async fn sqlite_batches_of_cancelled_writers_release_the_writer_lock() {
         let store = store.clone();
         async move {
             let mut w = store.begin_write().await.unwrap();
-            w.record(change("test:a")).await.unwrap();
+            w.record(change("test:a"));
             ready.send(()).unwrap();
             goes.await.unwrap();
             w.commit().await
@@ -404,7 +459,7 @@ async fn sqlite_batches_of_cancelled_writers_release_the_writer_lock() {
     // process would; its busy timeout (5 s) would expire behind a batch left open.
     let other = Store::open(&db.url).await.unwrap();
     let mut w = other.begin_write().await.expect("the writer lock is free");
-    w.record(change("test:other")).await.unwrap();
+    w.record(change("test:other"));
     w.commit().await.unwrap();
     let report = other.verify_chain().await.unwrap();
     assert!(report.intact, "{report:?}");

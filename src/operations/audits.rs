@@ -235,8 +235,7 @@ async fn record_audit(app: Arc<App>, actor: Actor, input: RecordAudit) -> Result
                 record: &created.reference,
                 event: "audit.planned",
                 detail: &detail,
-            })
-            .await?;
+            });
             (number, created)
         }
     };
@@ -276,8 +275,7 @@ async fn record_audit(app: Arc<App>, actor: Actor, input: RecordAudit) -> Result
             record: &audit.reference,
             event: "audit.completed",
             detail: &detail,
-        })
-        .await?;
+        });
     }
     w.commit().await?;
     Ok(AuditRecorded { audit })

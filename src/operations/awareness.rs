@@ -128,8 +128,7 @@ async fn publish_policy(app: Arc<App>, actor: Actor, input: PublishPolicy) -> Re
         record: &record,
         event: "policy.published",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     Ok(PolicyPublished { policy })
 }
@@ -182,8 +181,7 @@ async fn acknowledge_policy(app: Arc<App>, actor: Actor, input: AcknowledgePolic
             record: &record,
             event: "policy.acknowledged",
             detail: &detail,
-        })
-        .await?;
+        });
         w.commit().await?;
     }
     let status = awareness_of(&app, &actor).await?;

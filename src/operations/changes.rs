@@ -184,8 +184,7 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
         record: &change_request.reference,
         event: "change_request.raised",
         detail: &detail,
-    })
-    .await?;
+    });
     if let Some(served) =
         ca.map(|c| c.to_string()).or(nc_number.map(|n| RecordRef::new(RecordKind::Nonconformity, n).to_string()))
     {
@@ -196,8 +195,7 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
             record: &served,
             event: "change_request.linked",
             detail: &link,
-        })
-        .await?;
+        });
     }
     if let Some(key) = &key {
         w.complete_idempotency(&actor.name, OP, key, RecordRef::parse("ref", &change_request.reference)?).await?;
@@ -240,7 +238,7 @@ async fn save(
     w.update_change_request(&actor.name, r.number, cr.version, u).await?;
     let now = w.change_request(r.number, app.change).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
     let detail = serde_json::to_value(&now).map_err(|e| Error::Internal(e.to_string()))?;
-    w.record(Change { actor: &actor.name, operation: op, record: &now.reference, event, detail: &detail }).await?;
+    w.record(Change { actor: &actor.name, operation: op, record: &now.reference, event, detail: &detail });
     Ok(now)
 }
 

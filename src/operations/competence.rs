@@ -80,8 +80,7 @@ async fn set_requirements(app: Arc<App>, actor: Actor, input: SetRequirements) -
         record: &record,
         event: "competence.requirements_set",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     Ok(RequirementsSet { requirements })
 }
@@ -161,8 +160,7 @@ async fn record_competence(app: Arc<App>, actor: Actor, input: RecordCompetence)
         record: &reference,
         event: "competence.recorded",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     let required = app.store.requirements().await?;
     let records = app.store.competence_records(Some(&subject.name)).await?;

@@ -197,8 +197,7 @@ async fn record_analysis(app: Arc<App>, actor: Actor, input: RecordAnalysis) -> 
         record: &record,
         event: "nonconformity.analysed",
         detail: &detail,
-    })
-    .await?;
+    });
     let nc = reload(&mut w, &nc).await?;
     w.commit().await?;
     Ok(NcProgress::from(&nc))
@@ -277,8 +276,7 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
         record: &action.reference,
         event: "corrective_action.planned",
         detail: &detail,
-    })
-    .await?;
+    });
     let nc_detail = serde_json::json!({ "action": action.reference, "status": status });
     w.record(Change {
         actor: &actor.name,
@@ -286,8 +284,7 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
         record: &nc.reference,
         event: "nonconformity.actions_planned",
         detail: &nc_detail,
-    })
-    .await?;
+    });
     if let Some(key) = &key {
         w.complete_idempotency(&actor.name, OP, key, RecordRef::parse("ref", &action.reference)?).await?;
     }
@@ -360,7 +357,7 @@ async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Resu
     w.update_corrective_action(&actor.name, r.number, input.version, status, progress.as_deref(), &evidence).await?;
     let event = if status == CaStatus::Done { "corrective_action.done" } else { "corrective_action.updated" };
     let detail = serde_json::json!({ "status": status, "progress": progress, "evidence": evidence });
-    w.record(Change { actor: &actor.name, operation: OP, record: &action.reference, event, detail: &detail }).await?;
+    w.record(Change { actor: &actor.name, operation: OP, record: &action.reference, event, detail: &detail });
 
     let round_done =
         nc.actions.iter().filter(|a| a.round == nc.round).all(|a| {
@@ -382,8 +379,7 @@ async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Resu
             record: &nc.reference,
             event: "nonconformity.actions_done",
             detail: &detail,
-        })
-        .await?;
+        });
     }
     let action = w.corrective_action(r.number).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
     let nc = reload(&mut w, &nc).await?;
@@ -435,7 +431,7 @@ async fn review_effectiveness(app: Arc<App>, actor: Actor, input: ReviewEffectiv
     w.update_nonconformity(&actor.name, r.number, input.version, &update).await?;
     let event = if effective { "nonconformity.verified" } else { "nonconformity.reopened" };
     let detail = json(&review)?;
-    w.record(Change { actor: &actor.name, operation: OP, record: &nc.reference, event, detail: &detail }).await?;
+    w.record(Change { actor: &actor.name, operation: OP, record: &nc.reference, event, detail: &detail });
     let nc = reload(&mut w, &nc).await?;
     w.commit().await?;
     Ok(NcProgress::from(&nc))
@@ -481,8 +477,7 @@ async fn close_nonconformity(app: Arc<App>, actor: Actor, input: CloseNonconform
         record: &nc.reference,
         event: "nonconformity.closed",
         detail: &detail,
-    })
-    .await?;
+    });
     let nc = reload(&mut w, &nc).await?;
     w.commit().await?;
     Ok(NcProgress::from(&nc))

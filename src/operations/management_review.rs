@@ -83,8 +83,7 @@ async fn record_context(app: Arc<App>, actor: Actor, input: RecordContext) -> Re
         record: &record,
         event: "context.recorded",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     Ok(ContextRecorded { item })
 }
@@ -498,8 +497,7 @@ async fn record_review(app: Arc<App>, actor: Actor, input: RecordReview) -> Resu
         record: &reference,
         event: "management_review.recorded",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     let actions = app.store.review_actions(Some(number), Utc::now().date_naive()).await?;
     Ok(ReviewRecorded { reference, actions })
@@ -554,8 +552,7 @@ async fn complete_action(app: Arc<App>, actor: Actor, input: CompleteAction) -> 
         record: &mr.to_string(),
         event: "management_review.action_done",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     let action = app
         .store

@@ -198,8 +198,7 @@ pub(super) async fn insert_logged(
         record: &nonconformity.reference,
         event: "nonconformity.logged",
         detail: &detail,
-    })
-    .await?;
+    });
     Ok(nonconformity)
 }
 

@@ -79,8 +79,7 @@ async fn define_objective(app: Arc<App>, actor: Actor, input: DefineObjective) -
         record: &objective.reference,
         event: "objective.defined",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     Ok(ObjectiveResult { objective })
 }
@@ -158,8 +157,7 @@ async fn record_measurement(app: Arc<App>, actor: Actor, input: RecordMeasuremen
         record: &objective.reference,
         event: "objective.measured",
         detail: &detail,
-    })
-    .await?;
+    });
     let objective = w.objective(r.number).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
     w.commit().await?;
     Ok(ObjectiveResult { objective })

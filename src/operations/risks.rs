@@ -146,8 +146,7 @@ async fn register_risk(app: Arc<App>, actor: Actor, input: RegisterRisk) -> Resu
         record: &risk.reference,
         event: "risk.registered",
         detail: &detail,
-    })
-    .await?;
+    });
     if let Some(key) = &key {
         w.complete_idempotency(&actor.name, OP, key, RecordRef::parse("ref", &risk.reference)?).await?;
     }
@@ -298,7 +297,7 @@ async fn update_risk(app: Arc<App>, actor: Actor, input: UpdateRisk) -> Result<R
     let risk = load(&mut w, &app, r).await?;
     let event = if input.accept_residual { "risk.residual_accepted" } else { "risk.updated" };
     let detail = serde_json::to_value(&risk).map_err(|e| Error::Internal(e.to_string()))?;
-    w.record(Change { actor: &actor.name, operation: OP, record: &risk.reference, event, detail: &detail }).await?;
+    w.record(Change { actor: &actor.name, operation: OP, record: &risk.reference, event, detail: &detail });
     w.commit().await?;
     Ok(RiskResult { risk, replayed: false })
 }

@@ -188,8 +188,7 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
         record: &record,
         event: "soa.entry_updated",
         detail: &detail,
-    })
-    .await?;
+    });
     w.commit().await?;
     Ok(SoaEntryResult { entry })
 }
@@ -255,8 +254,7 @@ async fn approve_soa(app: Arc<App>, actor: Actor, input: ApproveSoa) -> Result<S
     let number = w.insert_soa_version(&actor.name, note.as_deref(), &entries).await?;
     let record = RecordRef::new(RecordKind::SoaVersion, number).to_string();
     let detail = serde_json::json!({ "note": note, "changes": changes });
-    w.record(Change { actor: &actor.name, operation: OP, record: &record, event: "soa.approved", detail: &detail })
-        .await?;
+    w.record(Change { actor: &actor.name, operation: OP, record: &record, event: "soa.approved", detail: &detail });
     let approved_at = crate::domain::time::stamp(w.now());
     w.commit().await?;
     Ok(SoaApproved { version: number, approved_at, approved_by: actor.name, changes })

@@ -116,8 +116,7 @@ impl Store {
             "model": new.model, "model_version": new.model_version,
         });
         let record = format!("actor:{name}");
-        w.record(Change { actor: by, operation: "add_actor", record: &record, event: "actor.added", detail: &detail })
-            .await?;
+        w.record(Change { actor: by, operation: "add_actor", record: &record, event: "actor.added", detail: &detail });
         w.commit().await?;
         Ok(TokenIssued { actor: name.to_string(), token })
     }
@@ -144,8 +143,7 @@ impl Store {
             record: &record,
             event: "actor.token_issued",
             detail: &detail,
-        })
-        .await?;
+        });
         w.commit().await?;
         Ok(TokenIssued { actor: name.to_string(), token })
     }
@@ -194,8 +192,7 @@ impl Store {
             record: &record,
             event: "actor.retired",
             detail: &detail,
-        })
-        .await?;
+        });
         w.commit().await
     }
 
@@ -248,8 +245,7 @@ impl Store {
             record: &record,
             event: "actor.token_revoked",
             detail: &detail,
-        })
-        .await?;
+        });
         let actor = actor.clone();
         w.commit().await?;
         Ok(actor)

@@ -354,7 +354,7 @@ impl Store {
             Some(group) => WriteTx::Grouped(group.turn().await?),
             None => WriteTx::Own(self.pool.begin().await?),
         };
-        Ok(Write { tx, now: Utc::now(), commits: self.commits.clone() })
+        Ok(Write { tx, now: Utc::now(), commits: self.commits.clone(), entries: Vec::new() })
     }
 
     /// A connection for reads outside a write.
@@ -428,11 +428,21 @@ enum WriteTx {
     Grouped(Turn),
 }
 
+/// An audit-trail entry recorded by a write, appended when it commits.
+struct Entry {
+    actor: String,
+    operation: String,
+    record: String,
+    event: String,
+    detail: String,
+}
+
 /// An open write. Dropped without [`Write::commit`], its changes roll back.
 pub struct Write {
     tx: WriteTx,
     now: DateTime<Utc>,
     commits: Arc<watch::Sender<u64>>,
+    entries: Vec<Entry>,
 }
 
 impl Write {
@@ -503,17 +513,30 @@ impl Write {
         Ok(())
     }
 
-    /// Appends the audit-trail entry (chained to the previous one) and the outbox event.
-    pub async fn record(&mut self, change: Change<'_>) -> Result<()> {
+    /// Records a change: its audit-trail entry (chained to the previous one) and its outbox
+    /// event are appended when the write commits, as its last statements. On PostgreSQL the
+    /// append locks the chain head until the commit, so every transaction takes that lock after
+    /// all its others: a write that records and then takes a number cannot deadlock with one
+    /// that takes the number and then records, and the lock is held only for the appends and
+    /// the commit.
+    pub fn record(&mut self, change: Change<'_>) {
+        self.entries.push(Entry {
+            actor: change.actor.to_owned(),
+            operation: change.operation.to_owned(),
+            record: change.record.to_owned(),
+            event: change.event.to_owned(),
+            detail: change.detail.to_string(),
+        });
+    }
+
+    /// Appends one recorded entry and its outbox event.
+    async fn append(&mut self, entry: &Entry) -> Result<()> {
         let at = stamp(self.now);
-        let record_ref = change.record;
-        let detail = change.detail.to_string();
         if let WriteTx::Own(tx) = &mut self.tx {
             // PostgreSQL: one statement, so the chain head's row lock (which makes concurrent
-            // writers, also other replicas', append one after another) is taken three round
-            // trips later than before; it is held to the commit, so for a write whose append
-            // comes last that is one round trip and the commit.
-            let args = args![at, change.actor, change.operation, record_ref, detail, change.event];
+            // writers, also other replicas', append one after another) is taken one round trip
+            // before the commit.
+            let args = args![at, entry.actor, entry.operation, entry.record, entry.detail, entry.event];
             return match Conn::Any(tx).execute(APPEND_POSTGRES, args).await? {
                 1 => Ok(()),
                 n => Err(Error::Internal(format!("the audit-trail append wrote {n} events"))),
@@ -525,25 +548,35 @@ impl Write {
             conn.fetch_one("UPDATE chain_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash", args![]).await?;
         let seq: i64 = head.get(0)?;
         let prev_hash: String = head.get(1)?;
-        let fields =
-            EntryFields { seq, at: &at, actor: change.actor, operation: change.operation, record_ref, detail: &detail };
+        let fields = EntryFields {
+            seq,
+            at: &at,
+            actor: &entry.actor,
+            operation: &entry.operation,
+            record_ref: &entry.record,
+            detail: &entry.detail,
+        };
         let hash = entry_hash(&prev_hash, &fields);
         conn.execute("UPDATE chain_head SET hash = $1 WHERE id = 1", args![hash]).await?;
         conn.execute(
             "INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            args![seq, at, change.actor, change.operation, record_ref, detail, prev_hash, hash],
+            args![seq, at, entry.actor, entry.operation, entry.record, entry.detail, prev_hash, hash],
         )
         .await?;
         conn.execute(
             "INSERT INTO outbox (at, event_type, record_ref, payload) VALUES ($1, $2, $3, $4)",
-            args![at, change.event, record_ref, detail],
+            args![at, entry.event, entry.record, entry.detail],
         )
         .await?;
         Ok(())
     }
 
-    /// Commits everything written; returns once it is durable.
-    pub async fn commit(self) -> Result<()> {
+    /// Appends the recorded changes to the audit trail and commits everything written;
+    /// returns once it is durable.
+    pub async fn commit(mut self) -> Result<()> {
+        for entry in std::mem::take(&mut self.entries) {
+            self.append(&entry).await?;
+        }
         match self.tx {
             WriteTx::Own(tx) => tx.commit().await?,
             WriteTx::Grouped(turn) => turn.commit().await?,
