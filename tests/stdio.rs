@@ -114,6 +114,21 @@ fn role_decides_the_tool_list_and_calls() {
     assert!(r["result"]["content"][0]["text"].as_str().unwrap().contains("forbidden"), "{r}");
 }
 
+/// A database whose recorded migrations this build does not have is refused at start, once,
+/// with what the operator can do about it.
+#[test]
+fn an_edited_migration_stops_the_start_with_what_to_do() {
+    let db = TestDb::sqlite();
+    run_cli(&db.url, &["migrate"]);
+    let edit = "UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 3";
+    tokio::runtime::Runtime::new().unwrap().block_on(common::raw_sql(&db.url, edit));
+    let (code, _, err) = run_cli(&db.url, &["actor", "list"]);
+    assert_ne!(code, 0);
+    let refused = "migration 3 was previously applied but has been modified";
+    assert_eq!(err.matches(refused).count(), 1, "{err}");
+    assert!(err.contains("run that build, or restore the database from a backup"), "{err}");
+}
+
 #[test]
 fn cli_actor_commands_and_unknown_stdio_actor() {
     let db = TestDb::sqlite();

@@ -31,12 +31,33 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// What an operator can do about a database whose recorded migrations this build refuses.
+fn open_hint(e: &sqlx::Error) -> &'static str {
+    use sqlx::migrate::MigrateError;
+    let sqlx::Error::Migrate(refused) = e else { return "" };
+    match **refused {
+        MigrateError::VersionMismatch(_) | MigrateError::VersionNotPresent(_) => {
+            " (the database was set up by a different build of isms: run that build, or restore the database from a backup)"
+        }
+        MigrateError::VersionMissing(_) => {
+            " (the database was set up by a newer isms: run that version or a later one, or restore the database from a backup)"
+        }
+        MigrateError::Dirty(_) => {
+            " (a migration is recorded as failed: restore the database from the backup taken before the upgrade)"
+        }
+        _ => "",
+    }
+}
+
 async fn open_store(cli: &Cli) -> anyhow::Result<Store> {
     let url = match &cli.database_url {
         Some(u) => u.clone(),
         None => sqlite_url(&default_database_path()),
     };
-    let store = Store::open(&url).await.with_context(|| format!("cannot open the database {}", redact(&url)))?;
+    // sqlx's message already holds its source's text, so it is printed alone, not as a chain.
+    let store = Store::open(&url)
+        .await
+        .map_err(|e| anyhow!("cannot open the database {}: {e}{}", redact(&url), open_hint(&e)))?;
     tracing::info!(database = %redact(&url), "database ready");
     Ok(store)
 }
