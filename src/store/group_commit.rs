@@ -137,9 +137,11 @@ impl Drop for Waiting<'_> {
 impl Group {
     /// Opens the process's writer connection to the SQLite database `file` (already migrated).
     pub(super) fn open(file: &Path) -> rusqlite::Result<Group> {
+        // Each write runs in a savepoint, whose undo copies of pages (the sub-journal) SQLite
+        // spills to a temporary file past 64 KiB: in memory they cost no write calls.
         let conn = super::sql::open_native(
             file,
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )?;
         Ok(Group {
             writer: Arc::new(Mutex::new(Writer { conn, batch: None })),
