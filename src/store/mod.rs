@@ -123,6 +123,9 @@ logged AS (INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail,
   SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM entry) \
 INSERT INTO outbox (at, event_type, record_ref, payload) SELECT $1, $6, $4, $5 FROM entry";
 
+/// How long a pooled PostgreSQL connection may lie idle before it is pinged on its way out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Most idle read connections kept: reads run in the calling task, so about one per runtime
 /// worker is in use at a time; the rest are spares.
 const IDLE_READERS: usize = 4;
@@ -309,7 +312,24 @@ impl Store {
                     .connect(url)
                     .await?
             }
-            Backend::Postgres => options.max_connections(10).connect(url).await?,
+            // A connection is pinged before use only after lying idle (when the server may
+            // have restarted or a firewall dropped it unnoticed): one just returned is live, and
+            // pinging it would add a round trip to every call under load.
+            Backend::Postgres => {
+                options
+                    .max_connections(10)
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
         };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
