@@ -215,8 +215,10 @@ pub struct AwarenessStatus {
 
 /// What `actor` still has to acknowledge.
 async fn awareness_of(app: &App, actor: &Actor) -> Result<Vec<Pending>> {
-    let policies = app.store.current_policies().await?;
-    let acknowledged = app.store.acknowledged(&actor.name).await?;
+    let current = app.store.current_policies_acknowledged_by(&actor.name).await?;
+    let acknowledged: Vec<(String, String)> =
+        current.iter().filter_map(|(p, v)| Some((p.policy_id.clone(), v.clone()?))).collect();
+    let policies: Vec<Policy> = current.into_iter().map(|(p, _)| p).collect();
     Ok(pending(actor.role, &policies, &acknowledged, Utc::now().date_naive()))
 }
 

@@ -46,6 +46,19 @@ fn policy_from_row(r: &impl Cells) -> Result<Policy> {
     })
 }
 
+/// The current policies, each with the version the actor `$1` acknowledged: the current one
+/// if acknowledged, otherwise the latest acknowledged (NULL if none).
+pub(super) fn acknowledged_query() -> String {
+    format!(
+        "SELECT {POLICY_COLUMNS}, COALESCE(\
+         (SELECT a.version FROM acknowledgements a WHERE a.actor = $1 AND a.policy_id = policies.policy_id \
+          AND a.version = policies.version LIMIT 1), \
+         (SELECT a.version FROM acknowledgements a WHERE a.actor = $1 AND a.policy_id = policies.policy_id \
+          ORDER BY a.id DESC LIMIT 1)) \
+         FROM policies WHERE is_current = 1 ORDER BY policy_id"
+    )
+}
+
 const RECORD_COLUMNS: &str = "actor, competency, evidence_type, evidence_ref, assessed_by, valid_until, notes, gap_action, recorded_at, recorded_by";
 
 fn record_from_row(r: &impl Cells) -> Result<CompetenceRecord> {
@@ -200,11 +213,12 @@ impl Store {
         Ok(Some((policy_from_row(&row)?, row.get(9)?)))
     }
 
-    /// The (policy, version) pairs an actor acknowledged, oldest first.
-    pub async fn acknowledged(&self, actor: &str) -> Result<Vec<(String, String)>> {
-        let sql = "SELECT policy_id, version FROM acknowledgements WHERE actor = $1 ORDER BY id";
-        let rows = self.read().await?.conn().fetch_all(sql, args![actor]).await?;
-        rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
+    /// The current version of every policy, each with the version `actor` acknowledged: the
+    /// current one if they did, otherwise the latest they did, if any. One statement, so an
+    /// awareness check is one round trip on PostgreSQL.
+    pub async fn current_policies_acknowledged_by(&self, actor: &str) -> Result<Vec<(Policy, Option<String>)>> {
+        let rows = self.read().await?.conn().fetch_all(&acknowledged_query(), args![actor]).await?;
+        rows.iter().map(|r| Ok((policy_from_row(r)?, r.get(9)?))).collect()
     }
 
     /// Every acknowledgement of a current policy version, as (actor, policy, version).

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 
 use super::audit::HISTORY;
 use super::nonconformities::{NcFilter, list_query};
+use super::people::acknowledged_query;
 use super::review::actions_overdue_query;
 use super::{Store, sql, sqlite_url};
 use crate::domain::nonconformity::{NcStatus, Severity};
@@ -74,7 +75,7 @@ async fn nonconformity_lists_use_their_indexes() {
 }
 
 #[tokio::test]
-async fn review_and_history_queries_use_their_indexes() {
+async fn review_history_and_awareness_queries_use_their_indexes() {
     let (_dir, conn) = migrated().await;
 
     let overdue_actions = plan(&conn, &actions_overdue_query());
@@ -87,4 +88,15 @@ async fn review_and_history_queries_use_their_indexes() {
     );
 
     assert_eq!(plan(&conn, HISTORY), ["SEARCH audit_log USING INDEX audit_log_record (record_ref=?)"]);
+
+    assert_eq!(
+        plan(&conn, &acknowledged_query()),
+        [
+            "SEARCH policies USING INDEX policies_current (is_current=?)",
+            "CORRELATED SCALAR SUBQUERY 1",
+            "SEARCH a USING COVERING INDEX sqlite_autoindex_acknowledgements_1 (actor=? AND policy_id=? AND version=?)",
+            "CORRELATED SCALAR SUBQUERY 2",
+            "SEARCH a USING INDEX acknowledgements_actor (actor=? AND policy_id=?)"
+        ]
+    );
 }

@@ -53,22 +53,26 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 async fn load_soa(conn: &mut Conn<'_>, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
+    // The decided entries and the risk links in one statement (one round trip on PostgreSQL):
+    // an entry's row has no risk, a link's row only its control and risk.
     let rows = conn
         .fetch_all(
             "SELECT control, applicable, justification, status, implementation, owner, evidence, requirement, \
-             risk_assessment, version, updated_at, updated_by FROM soa_entries",
+             risk_assessment, version, updated_at, updated_by, NULL AS risk FROM soa_entries \
+             UNION ALL SELECT control, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, risk \
+             FROM risk_controls ORDER BY risk",
             args![],
         )
         .await?;
-    let links = conn.fetch_all("SELECT control, risk FROM risk_controls ORDER BY risk", args![]).await?;
     let mut risks: HashMap<String, Vec<String>> = HashMap::new();
-    for l in &links {
-        let control: String = l.get(0)?;
-        risks.entry(control).or_default().push(RecordRef::new(RecordKind::Risk, l.get(1)?).to_string());
-    }
     let mut stored: HashMap<String, &Row> = HashMap::new();
     for r in &rows {
-        stored.insert(r.get(0)?, r);
+        match r.get::<Option<i64>>(12)? {
+            Some(risk) => risks.entry(r.get(0)?).or_default().push(RecordRef::new(RecordKind::Risk, risk).to_string()),
+            None => {
+                stored.insert(r.get(0)?, r);
+            }
+        }
     }
     catalog()
         .controls()
