@@ -90,18 +90,28 @@ impl Error {
     }
 }
 
+/// Whether a database error means the database cannot be reached or ended the session (it
+/// shut down, restarted or terminated the connection): a retry may succeed.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        // SQLSTATE class 08 (connection exception), 57P01-57P03 (admin shutdown, crash
+        // shutdown, cannot connect now).
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|c| c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
+        _ => false,
+    }
+}
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %e, "database unavailable");
-                Error::Unavailable
-            }
-            other => {
-                tracing::error!(error = %other, "database error");
-                Error::Internal(other.to_string())
-            }
+        if database_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return Error::Unavailable;
         }
+        tracing::error!(error = %e, "database error");
+        Error::Internal(e.to_string())
     }
 }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{HttpServer, TestDb, event_ids, postgres_url, read_stream, try_rpc};
+use common::{Harness, HttpServer, TestDb, event_ids, postgres_url, read_stream, try_rpc};
+use isms::domain::actor::Role;
+use isms::error::Error;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -390,5 +392,34 @@ async fn calls_fail_fast_while_the_database_is_unreachable_and_recover_after() {
     assert_chain_intact(&client, &server).await;
     eprintln!("database unreachable: refused with 503 after {failed_after:?}; recovered by itself once restored");
     drop(server);
+    db.cleanup().await;
+}
+
+/// PostgreSQL ends the server's sessions (as a restart or `pg_terminate_backend` does) while
+/// they lie in the pool, used moments ago and so not pinged before reuse: a call that meets one
+/// is answered "database unavailable" (retry), never an internal error, and each such
+/// connection is replaced, so calls succeed again.
+#[tokio::test]
+async fn sessions_ended_by_postgres_answer_unavailable_then_recover() {
+    let Some(pg) = postgres_url() else { return };
+    let db = TestDb::postgres(&pg).await;
+    let h = Harness::new(&db.url, &[("agent-1", Role::Agent)]).await;
+    h.ok("query_controls", json!({"ref": "A.8.28"})).await;
+    let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    h.raw(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .await;
+    let mut unavailable = 0;
+    let recovered = loop {
+        match h.call("query_controls", json!({"ref": "A.8.28"})).await {
+            Ok(v) => break v,
+            Err(Error::Unavailable) if unavailable < 10 => unavailable += 1,
+            Err(e) => panic!("after {unavailable} unavailable answers: {e:?}"),
+        }
+    };
+    assert_eq!(recovered["controls"][0]["ref"], "A.8.28");
+    eprintln!("sessions ended by PostgreSQL: {unavailable} call(s) answered unavailable, then recovered");
+    h.app.store.close().await;
     db.cleanup().await;
 }

@@ -306,7 +306,7 @@ async fn abandoned_writes_leave_the_others(url: &str) {
 /// and then records (as recording an audit with findings does beside logging a
 /// nonconformity): both commit, in one chain. Appending when recorded would take the chain
 /// head's lock first on PostgreSQL, and the two would wait on each other until the database
-/// aborted one.
+/// aborted one (the sleep below gives the second write time to take its number first).
 async fn records_then_numbers_do_not_deadlock(url: &str) {
     use isms::domain::references::RecordKind;
     use isms::store::Change;
@@ -332,7 +332,8 @@ async fn records_then_numbers_do_not_deadlock(url: &str) {
             w.commit().await
         }
     });
-    // Let the second write take its number and reach its append before the first asks for one.
+    // On PostgreSQL, let the second write take its number and reach its commit before the
+    // first asks for one (on SQLite the second waits for the writer until the first commits).
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     first.next_number(RecordKind::Nonconformity).await.expect("the first write takes a number");
     first.commit().await.expect("the first write commits");

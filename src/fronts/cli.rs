@@ -36,7 +36,7 @@ fn open_hint(e: &sqlx::Error) -> &'static str {
     use sqlx::migrate::MigrateError;
     let sqlx::Error::Migrate(refused) = e else { return "" };
     match **refused {
-        MigrateError::VersionMismatch(_) | MigrateError::VersionNotPresent(_) => {
+        MigrateError::VersionMismatch(_) => {
             " (the database was set up by a different build of isms: run that build, or restore the database from a backup)"
         }
         MigrateError::VersionMissing(_) => {

@@ -123,7 +123,8 @@ logged AS (INSERT INTO audit_log (seq, at, actor, operation, record_ref, detail,
   SELECT seq, $1, $2, $3, $4, $5, prev_hash, hash FROM entry) \
 INSERT INTO outbox (at, event_type, record_ref, payload) SELECT $1, $6, $4, $5 FROM entry";
 
-/// How long a pooled PostgreSQL connection may lie idle before it is pinged on its way out.
+/// How long a pooled PostgreSQL connection may lie idle before it is pinged when next handed
+/// out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Most idle read connections kept: reads run in the calling task, so about one per runtime
@@ -554,8 +555,8 @@ impl Write {
         let at = stamp(self.now);
         if let WriteTx::Own(tx) = &mut self.tx {
             // PostgreSQL: one statement, so the chain head's row lock (which makes concurrent
-            // writers, also other replicas', append one after another) is taken one round trip
-            // before the commit.
+            // writers, also other replicas', append one after another) is held from the first
+            // append to the commit: one round trip per entry.
             let args = args![at, entry.actor, entry.operation, entry.record, entry.detail, entry.event];
             return match Conn::Any(tx).execute(APPEND_POSTGRES, args).await? {
                 1 => Ok(()),
