@@ -419,6 +419,7 @@ async fn sessions_ended_by_postgres_answer_unavailable_then_recover() {
         }
     };
     assert_eq!(recovered["controls"][0]["ref"], "A.8.28");
+    assert!(unavailable >= 1, "no call met an ended session, so nothing here checked how one is answered");
     eprintln!("sessions ended by PostgreSQL: {unavailable} call(s) answered unavailable, then recovered");
     h.app.store.close().await;
     db.cleanup().await;
