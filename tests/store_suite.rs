@@ -309,26 +309,16 @@ async fn abandoned_writes_leave_the_others(url: &str) {
 /// aborted one (the sleep below gives the second write time to take its number first).
 async fn records_then_numbers_do_not_deadlock(url: &str) {
     use isms::domain::references::RecordKind;
-    use isms::store::Change;
     let store = Store::open(url).await.unwrap();
     let before = store.verify_chain().await.unwrap().entries_checked;
-    let detail = json!({});
-    let change = |record| Change { actor: "tests", operation: "test", record, event: "test.written", detail: &detail };
     let mut first = store.begin_write().await.unwrap();
-    first.record(change("test:first"));
+    first.record(test_change("test:first"));
     let second = tokio::spawn({
         let store = store.clone();
         async move {
             let mut w = store.begin_write().await?;
             w.next_number(RecordKind::Nonconformity).await?;
-            let detail = json!({});
-            w.record(Change {
-                actor: "tests",
-                operation: "test",
-                record: "test:second",
-                event: "test.written",
-                detail: &detail,
-            });
+            w.record(test_change("test:second"));
             w.commit().await
         }
     });
@@ -341,6 +331,70 @@ async fn records_then_numbers_do_not_deadlock(url: &str) {
     let report = store.verify_chain().await.unwrap();
     assert!(report.intact, "{report:?}");
     assert_eq!(report.entries_checked - before, 2);
+    store.close().await;
+}
+
+/// A test change to `record`.
+fn test_change(record: &str) -> isms::store::Change<'_> {
+    static DETAIL: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
+    isms::store::Change { actor: "tests", operation: "test", record, event: "test.written", detail: &DETAIL }
+}
+
+/// Starts a write that records a change to `record`, returning once it holds its turn (on
+/// SQLite, the writer); it commits when the sender is used.
+async fn held_write(
+    store: &Store,
+    record: &'static str,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<isms::error::Result<()>>) {
+    let (ready, is_ready) = tokio::sync::oneshot::channel();
+    let (go, goes) = tokio::sync::oneshot::channel::<()>();
+    let write = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let mut w = store.begin_write().await.unwrap();
+            w.record(test_change(record));
+            ready.send(()).unwrap();
+            goes.await.unwrap();
+            w.commit().await
+        }
+    });
+    is_ready.await.unwrap();
+    (go, write)
+}
+
+/// The relay publishes only committed events, without waiting for the writer, and one relay
+/// at a time (a second replica on the same database finds the claim taken). On SQLite an
+/// event appended to a group-commit batch that is not committed yet must not be claimed: if
+/// the batch then failed, Redis would hold an event for a change that never happened.
+async fn the_relay_claims_committed_events_one_relay_at_a_time(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let replica = Store::open(url).await.unwrap();
+    // A writes and, on SQLite, hands its batch to B before the batch commits: A's event is
+    // in the open transaction B now holds.
+    let (go, a) = held_write(&store, "test:a").await;
+    let mut b = Box::pin(store.begin_write());
+    let _ = futures::poll!(&mut b);
+    go.send(()).unwrap();
+    let mut b = b.await.unwrap();
+    b.record(test_change("test:b"));
+
+    let claim = tokio::time::timeout(std::time::Duration::from_secs(5), store.claim_pending(100));
+    let claimed = claim.await.expect("the relay does not wait for the writer").unwrap().expect("no other relay");
+    let committed: Vec<i64> = replica.events_after(0, 100).await.unwrap().iter().map(|e| e.id).collect();
+    let ids: Vec<i64> = claimed.events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, committed, "the claim holds exactly the committed events");
+    assert!(replica.claim_pending(100).await.unwrap().is_none(), "one relay at a time");
+    drop(claimed);
+
+    b.commit().await.unwrap();
+    a.await.unwrap().unwrap();
+    let claimed = replica.claim_pending(100).await.unwrap().expect("the claim was released");
+    let refs: Vec<&str> = claimed.events.iter().map(|e| e.record_ref.as_str()).collect();
+    assert_eq!(refs, ["test:a", "test:b"], "both events, in commit order");
+    claimed.published().await.unwrap();
+    assert!(store.claim_pending(100).await.unwrap().expect("released after marking").events.is_empty());
+    assert_eq!(store.outbox_backlog().await.unwrap(), 0);
+    replica.close().await;
     store.close().await;
 }
 
@@ -410,6 +464,20 @@ async fn postgres_abandoned_writes_leave_the_others() {
 }
 
 #[tokio::test]
+async fn sqlite_the_relay_claims_committed_events_one_relay_at_a_time() {
+    let db = TestDb::sqlite();
+    the_relay_claims_committed_events_one_relay_at_a_time(&db.url).await;
+}
+
+#[tokio::test]
+async fn postgres_the_relay_claims_committed_events_one_relay_at_a_time() {
+    let Some(server) = postgres_url() else { return };
+    let db = TestDb::postgres(&server).await;
+    the_relay_claims_committed_events_one_relay_at_a_time(&db.url).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn sqlite_records_then_numbers_do_not_deadlock() {
     let db = TestDb::sqlite();
     records_then_numbers_do_not_deadlock(&db.url).await;
@@ -427,26 +495,10 @@ async fn postgres_records_then_numbers_do_not_deadlock() {
 /// disconnects at once) is still closed: another process can write next.
 #[tokio::test]
 async fn sqlite_batches_of_cancelled_writers_release_the_writer_lock() {
-    use isms::store::{Change, Store};
-    use tokio::sync::oneshot;
     let db = TestDb::sqlite();
     let store = Store::open(&db.url).await.unwrap();
-    let detail: &'static serde_json::Value = Box::leak(Box::new(json!({})));
-    let change = move |record| Change { actor: "tests", operation: "test", record, event: "test.written", detail };
     // A writes in the open batch and waits; B queues for its turn.
-    let (ready, is_ready) = oneshot::channel();
-    let (go, goes) = oneshot::channel::<()>();
-    let a = tokio::spawn({
-        let store = store.clone();
-        async move {
-            let mut w = store.begin_write().await.unwrap();
-            w.record(change("test:a"));
-            ready.send(()).unwrap();
-            goes.await.unwrap();
-            w.commit().await
-        }
-    });
-    is_ready.await.unwrap();
+    let (go, a) = held_write(&store, "test:a").await;
     let mut b = Box::pin(store.begin_write());
     assert!(futures::poll!(&mut b).is_pending(), "B waits for its turn");
     // A finishes its turn and hands the batch on to B; then both callers are gone, B before
@@ -460,7 +512,7 @@ async fn sqlite_batches_of_cancelled_writers_release_the_writer_lock() {
     // process would; its busy timeout (5 s) would expire behind a batch left open.
     let other = Store::open(&db.url).await.unwrap();
     let mut w = other.begin_write().await.expect("the writer lock is free");
-    w.record(change("test:other"));
+    w.record(test_change("test:other"));
     w.commit().await.unwrap();
     let report = other.verify_chain().await.unwrap();
     assert!(report.intact, "{report:?}");

@@ -12,8 +12,7 @@ use crate::store::{OutboxEvent, Store};
 /// Most events published per round.
 const BATCH: i64 = 500;
 
-/// Longest wait for Redis to take a batch; the claim (and, on SQLite, the writer lock) is held
-/// meanwhile.
+/// Longest wait for Redis to take a batch; the relay's claim is held meanwhile (writes go on).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn publish(conn: &mut MultiplexedConnection, stream: &str, events: &[OutboxEvent]) -> Result<(), String> {

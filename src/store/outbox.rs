@@ -1,15 +1,21 @@
 //! The outbox: events written with each change, kept in commit order. The relay publishes
 //! them to Redis; the live feed tails them for WebSocket subscribers.
 
+use std::fs::TryLockError;
+use std::path::Path;
+
 use sqlx::{Any, Transaction};
 
 use super::sql::{Cells, Conn, args};
-use super::{Backend, Store, Write};
+use super::{Backend, Store};
 use crate::domain::time::stamp;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The advisory lock key that makes one relay at a time publish on PostgreSQL.
 const RELAY_LOCK: i64 = 0x1535_0001;
+
+/// Appended to an SQLite database's path: the file whose lock makes one relay at a time publish.
+const RELAY_LOCK_SUFFIX: &str = "-relay-lock";
 
 /// An event from the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +38,13 @@ fn event(r: &impl Cells) -> Result<OutboxEvent> {
     Ok(OutboxEvent { id: r.get(0)?, at: r.get(1)?, event_type: r.get(2)?, record_ref: r.get(3)?, payload: r.get(4)? })
 }
 
-/// The relay's lock on the outbox: held while a batch is published, so replicas sharing one
-/// database neither publish an event twice nor out of order.
+/// The relay's lock on the outbox: held while a batch is published and marked, so replicas
+/// sharing one database neither publish an event twice nor out of order.
 enum RelayLock {
-    /// SQLite: the writer lock of a write transaction.
-    Sqlite(Write),
+    /// SQLite: an exclusive lock on a file beside the database, which the system releases when
+    /// the file is closed, also when the process dies. The writer is not held: writes go on
+    /// while Redis is slow, and the relay reads only committed events.
+    Sqlite(std::fs::File, Store),
     /// PostgreSQL: a transaction holding the relay's advisory lock.
     Postgres(Transaction<'static, Any>),
 }
@@ -62,9 +70,12 @@ impl Claimed {
         let now = stamp(chrono::Utc::now());
         let sql = "UPDATE outbox SET published_at = $1 WHERE id BETWEEN $2 AND $3 AND published_at IS NULL";
         match self.lock {
-            RelayLock::Sqlite(mut w) => {
+            RelayLock::Sqlite(lock, store) => {
+                let mut w = store.begin_write().await?;
                 w.conn().execute(sql, args![now, first, last]).await?;
-                w.commit().await
+                w.commit().await?;
+                drop(lock);
+                Ok(())
             }
             RelayLock::Postgres(mut tx) => {
                 Conn::Any(&mut tx).execute(sql, args![now, first, last]).await?;
@@ -75,13 +86,40 @@ impl Claimed {
     }
 }
 
+/// Takes the relay lock of the SQLite database `file`: `None` when another relay holds it.
+fn lock_sqlite_relay(file: &Path) -> Result<Option<std::fs::File>> {
+    let mut path = file.as_os_str().to_owned();
+    path.push(RELAY_LOCK_SUFFIX);
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let cannot = |e: std::io::Error| {
+        tracing::error!(error = %e, lock = %Path::new(&path).display(), "cannot take the relay lock");
+        Error::Internal(format!("cannot take the relay lock: {e}"))
+    };
+    let lock = options.open(&path).map_err(cannot)?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(cannot(e)),
+    }
+}
+
 impl Store {
-    /// Claims up to `limit` unpublished events, oldest first. `None` when another relay
-    /// holds the claim (another replica on the same PostgreSQL).
+    /// Claims up to `limit` unpublished, committed events, oldest first. `None` when another
+    /// relay holds the claim (another replica on the same database).
     pub async fn claim_pending(&self, limit: i64) -> Result<Option<Claimed>> {
         let pending = format!("{COLUMNS} WHERE published_at IS NULL ORDER BY id LIMIT $1");
-        let lock = match self.backend {
-            Backend::Sqlite => RelayLock::Sqlite(self.begin_write().await?),
+        let (lock, rows) = match self.backend {
+            Backend::Sqlite => {
+                let file = self.sqlite_file.as_deref().expect("an SQLite store has a file");
+                let Some(lock) = lock_sqlite_relay(file)? else { return Ok(None) };
+                // A reader sees only committed batches, whose events come before any
+                // uncommitted one: the writer appends them in commit order.
+                let rows = self.read().await?.conn().fetch_all(&pending, args![limit]).await?;
+                (RelayLock::Sqlite(lock, self.clone()), rows)
+            }
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 let row =
@@ -89,13 +127,9 @@ impl Store {
                 if !row.get::<bool>(0)? {
                     return Ok(None);
                 }
-                RelayLock::Postgres(tx)
+                let rows = Conn::Any(&mut tx).fetch_all(&pending, args![limit]).await?;
+                (RelayLock::Postgres(tx), rows)
             }
-        };
-        let mut lock = lock;
-        let rows = match &mut lock {
-            RelayLock::Sqlite(w) => w.conn().fetch_all(&pending, args![limit]).await?,
-            RelayLock::Postgres(tx) => Conn::Any(tx).fetch_all(&pending, args![limit]).await?,
         };
         let events = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
         Ok(Some(Claimed { lock, events }))
