@@ -624,4 +624,33 @@ mod tests {
         let nc = NcStatus::ALL.iter().filter(|s| s.is_open()).map(|s| s.as_str());
         assert_eq!(NC_OPEN, sql_list(nc));
     }
+
+    /// The start skips the migrator exactly when the database has every embedded migration,
+    /// each applied successfully with its checksum; any other state runs it (and it reports).
+    #[tokio::test]
+    async fn the_migrator_is_skipped_only_for_a_current_database() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&sqlite_url(&dir.path().join("isms.db"))).await.expect("a new database is migrated");
+        let mut conn = store.pool.acquire().await.unwrap();
+        assert!(migrations_current(&mut conn, &SQLITE_MIGRATIONS).await, "a current database skips the migrator");
+        let last = SQLITE_MIGRATIONS.iter().map(|m| m.version).max().unwrap();
+        let states: [(String, &str); 4] = [
+            ("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 1".into(), "an edited migration"),
+            ("UPDATE _sqlx_migrations SET success = FALSE WHERE version = 1".into(), "a failed migration"),
+            (format!("DELETE FROM _sqlx_migrations WHERE version = {last}"), "a pending migration"),
+            (
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (999999, 'unknown', TRUE, X'00', 0)"
+                    .into(),
+                "an unknown migration",
+            ),
+        ];
+        for (change, state) in states {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(change)).execute(&mut *tx).await.unwrap();
+            assert!(!migrations_current(&mut tx, &SQLITE_MIGRATIONS).await, "{state} runs the migrator");
+            tx.rollback().await.unwrap();
+        }
+        assert!(migrations_current(&mut conn, &SQLITE_MIGRATIONS).await);
+    }
 }
