@@ -362,8 +362,8 @@ async fn held_write(
     (go, write)
 }
 
-/// The relay publishes only committed events, without waiting for the writer, and one relay
-/// at a time (a second replica on the same database finds the claim taken). On SQLite an
+/// The relay publishes only committed events, one relay at a time (a second replica on the
+/// same database finds the claim taken), and neither waits for the writer nor holds it. On SQLite an
 /// event appended to a group-commit batch that is not committed yet must not be claimed: if
 /// the batch then failed, Redis would hold an event for a change that never happened.
 async fn the_relay_claims_committed_events_one_relay_at_a_time(url: &str) {
@@ -384,10 +384,11 @@ async fn the_relay_claims_committed_events_one_relay_at_a_time(url: &str) {
     let ids: Vec<i64> = claimed.events.iter().map(|e| e.id).collect();
     assert_eq!(ids, committed, "the claim holds exactly the committed events");
     assert!(replica.claim_pending(100).await.unwrap().is_none(), "one relay at a time");
-    drop(claimed);
-
-    b.commit().await.unwrap();
+    // Writes go on while the relay holds its claim (and waits on Redis).
+    let commit = tokio::time::timeout(std::time::Duration::from_secs(5), b.commit());
+    commit.await.expect("writes do not wait for the relay").unwrap();
     a.await.unwrap().unwrap();
+    drop(claimed);
     let claimed = replica.claim_pending(100).await.unwrap().expect("the claim was released");
     let refs: Vec<&str> = claimed.events.iter().map(|e| e.record_ref.as_str()).collect();
     assert_eq!(refs, ["test:a", "test:b"], "both events, in commit order");
