@@ -25,7 +25,7 @@ pub use actors::{ActorInfo, NewActor, TokenInfo, TokenIssued};
 pub use audit::{AuditEntry, ChainReport};
 pub use changes::{CrFilter, CrUpdate};
 pub use nonconformities::{NcFilter, NcUpdate};
-pub use outbox::OutboxEvent;
+pub use outbox::{Claimed, OutboxEvent};
 pub use people::NewPolicy;
 pub use review::{NcFact, StoredReview};
 pub use risks::RiskFields;

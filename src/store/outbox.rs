@@ -87,17 +87,19 @@ impl Claimed {
 }
 
 /// Takes the relay lock of the SQLite database `file`: `None` when another relay holds it.
+/// The lock file sits beside the file the path resolves to, as SQLite's own `-wal` does, so
+/// replicas naming one database through different links share one lock.
 fn lock_sqlite_relay(file: &Path) -> Result<Option<std::fs::File>> {
-    let mut path = file.as_os_str().to_owned();
+    let cannot = |e: std::io::Error| {
+        tracing::error!(error = %e, database = %file.display(), "cannot take the relay lock");
+        Error::Internal(format!("cannot take the relay lock: {e}"))
+    };
+    let mut path = std::fs::canonicalize(file).map_err(cannot)?.into_os_string();
     path.push(RELAY_LOCK_SUFFIX);
     let mut options = std::fs::OpenOptions::new();
     options.create(true).truncate(false).write(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let cannot = |e: std::io::Error| {
-        tracing::error!(error = %e, lock = %Path::new(&path).display(), "cannot take the relay lock");
-        Error::Internal(format!("cannot take the relay lock: {e}"))
-    };
     let lock = options.open(&path).map_err(cannot)?;
     match lock.try_lock() {
         Ok(()) => Ok(Some(lock)),
