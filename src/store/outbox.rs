@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 /// The advisory lock key that makes one relay at a time publish on PostgreSQL.
 const RELAY_LOCK: i64 = 0x1535_0001;
 
-/// Appended to an SQLite database's path: the file whose lock makes one relay at a time publish.
+/// Appended to the resolved path of an SQLite database: the file whose lock lets one relay at a
+/// time publish.
 const RELAY_LOCK_SUFFIX: &str = "-relay-lock";
 
 /// An event from the outbox.
