@@ -393,6 +393,9 @@ async fn the_relay_claims_committed_events_one_relay_at_a_time(url: &str) {
     // On PostgreSQL A commits on its own meanwhile, so the claim is bracketed by two reads.
     let committed = async || -> Vec<i64> { replica.events_after(0, 100).await.unwrap().iter().map(|e| e.id).collect() };
     let before = committed().await;
+    if store.backend() == isms::store::Backend::Sqlite {
+        assert!(before.is_empty(), "A's event waits, uncommitted, in the batch B holds: {before:?}");
+    }
     let claim = tokio::time::timeout(std::time::Duration::from_secs(5), store.claim_pending(100));
     let claimed = claim.await.expect("the relay does not wait for the writer").unwrap().expect("no other relay");
     let after = committed().await;
