@@ -12,7 +12,7 @@ use crate::domain::actor::Actor;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::domain::soa::diff;
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, ChainReport, Reader};
+use crate::store::{AuditEntry, ChainReport, InFull};
 
 pub(super) fn operations() -> Vec<Operation> {
     vec![
@@ -44,26 +44,18 @@ pub struct RecordWithHistory {
     pub history: Vec<AuditEntry>,
 }
 
-/// Loads the current state of a record as a JSON object, if it exists; nonconformities and
-/// corrective actions through `reader`.
-async fn load_record(
-    app: &App,
-    reader: &mut Reader,
-    r: RecordRef,
-) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+/// The current state of a record as JSON, if it exists, and its history. A nonconformity or
+/// corrective action is read with its change requests and history at once (see
+/// `Reader::nonconformity_in_full`); other records first, then their history.
+async fn load_record(app: &App, r: RecordRef) -> Result<(Option<serde_json::Value>, Vec<AuditEntry>)> {
+    let today = Utc::now().date_naive();
     let value = match r.kind {
-        RecordKind::Nonconformity => reader
-            .nonconformity(r.number, Utc::now().date_naive())
-            .await?
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::CorrectiveAction => reader
-            .corrective_action(r.number, Utc::now().date_naive())
-            .await?
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::Internal(e.to_string()))?,
+        RecordKind::Nonconformity => {
+            return in_full(app.store.reads().await?.nonconformity_in_full(r.number, today).await?);
+        }
+        RecordKind::CorrectiveAction => {
+            return in_full(app.store.reads().await?.corrective_action_in_full(r.number, today).await?);
+        }
         RecordKind::Risk => app
             .store
             .risk(r.number, app.risk)
@@ -113,16 +105,16 @@ async fn load_record(
                 value["review_date"] = serde_json::json!(review.review_date);
                 value["recorded_at"] = serde_json::json!(review.created_at);
                 value["recorded_by"] = serde_json::json!(review.created_by);
-                let actions = app.store.review_actions(Some(r.number), Utc::now().date_naive()).await?;
+                let actions = app.store.review_actions(Some(r.number), today).await?;
                 value["actions"] = serde_json::to_value(actions).map_err(|e| Error::Internal(e.to_string()))?;
                 Some(value)
             }
         },
     };
-    Ok(value.and_then(|v| match v {
-        serde_json::Value::Object(m) => Some(m),
-        _ => None,
-    }))
+    match value {
+        Some(value) => Ok((Some(value), app.store.history(&r.to_string()).await?)),
+        None => Ok((None, Vec::new())),
+    }
 }
 
 async fn get_record(app: Arc<App>, _actor: Actor, input: GetRecord) -> Result<RecordWithHistory> {
@@ -143,27 +135,28 @@ pub(crate) async fn control_with_history(app: &App, control: &ControlRef) -> Res
     Ok(RecordWithHistory { reference: control.to_string(), kind: "control".to_owned(), record, history })
 }
 
-/// A record with its history, as `get_record` and the `isms://records/{ref}` resource serve it;
-/// the record, its change requests and its history are read together (see `Store::reads`).
+/// A record with its history, as `get_record` and the `isms://records/{ref}` resource serve it.
 pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<RecordWithHistory> {
-    let mut reader = app.store.reads().await?;
-    let record = load_record(app, &mut reader, r).await?.ok_or_else(|| {
-        Error::not_found(
-            r.to_string(),
-            format!("check the reference; {} records are numbered from 1 in the order logged", r.kind.prefix()),
-        )
-    })?;
-    let mut record = record;
-    let served = match r.kind {
-        RecordKind::Nonconformity => reader.change_requests_for(Some(r.number), None).await?,
-        RecordKind::CorrectiveAction => reader.change_requests_for(None, Some(r.number)).await?,
-        _ => Vec::new(),
+    let (record, history) = load_record(app, r).await?;
+    let record = match record {
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return Err(Error::Internal(format!("{r} is not a JSON object"))),
+        None => {
+            return Err(Error::not_found(
+                r.to_string(),
+                format!("check the reference; {} records are numbered from 1 in the order logged", r.kind.prefix()),
+            ));
+        }
     };
-    if matches!(r.kind, RecordKind::Nonconformity | RecordKind::CorrectiveAction) {
-        record.insert("change_requests".into(), serde_json::json!(served));
-    }
-    let history = reader.history(&r.to_string()).await?;
     Ok(RecordWithHistory { reference: r.to_string(), kind: r.kind.name().to_owned(), record, history })
+}
+
+/// The JSON of a record read in full, with its change requests as a field, and its history.
+fn in_full<T: Serialize>(read: Option<InFull<T>>) -> Result<(Option<serde_json::Value>, Vec<AuditEntry>)> {
+    let Some(read) = read else { return Ok((None, Vec::new())) };
+    let mut record = serde_json::to_value(&read.record).map_err(|e| Error::Internal(e.to_string()))?;
+    record["change_requests"] = serde_json::json!(read.change_requests);
+    Ok((Some(record), read.history))
 }
 
 /// Verify the audit trail's SHA-256 hash chain; reports the first broken entry, if any.

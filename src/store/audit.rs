@@ -7,7 +7,7 @@ use serde_json::value::RawValue;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Row};
 
-use super::sql::{Cells, args};
+use super::sql::{self, Cells, args};
 use super::{Reader, Store};
 use crate::domain::audit::{Break, ChainWalk, EntryFields, GENESIS};
 use crate::error::{Error, Result};
@@ -63,25 +63,29 @@ pub(super) const HISTORY: &str =
     "SELECT seq, at, actor, operation, detail FROM audit_log WHERE record_ref = $1 ORDER BY seq";
 
 impl Reader {
-    /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first. Each
-    /// detail is passed on as stored, not parsed (a detail that is not JSON, which no write
-    /// makes, is passed on as a string).
+    /// The audit-trail entries of one record (`NC-12`, `soa:A.8.28`), oldest first; see
+    /// [`entries`].
     pub async fn history(&mut self, record: &str) -> Result<Vec<AuditEntry>> {
-        let rows = self.conn().fetch_all(HISTORY, args![record]).await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.get(4)?;
-                let detail = match RawValue::from_string(detail) {
-                    Ok(raw) => raw,
-                    Err(e) => {
-                        let text = serde_json::Value::String(r.get(4)?);
-                        serde_json::value::to_raw_value(&text).map_err(|_| Error::Internal(e.to_string()))?
-                    }
-                };
-                Ok(AuditEntry { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, operation: r.get(3)?, detail })
-            })
-            .collect()
+        entries(&self.conn().fetch_all(HISTORY, args![record]).await?)
     }
+}
+
+/// The entries [`HISTORY`] read. Each detail is passed on as stored, not parsed (a detail
+/// that is not JSON, which no write makes, is passed on as a string).
+pub(super) fn entries(rows: &[sql::Row]) -> Result<Vec<AuditEntry>> {
+    rows.iter()
+        .map(|r| {
+            let detail: String = r.get(4)?;
+            let detail = match RawValue::from_string(detail) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let text = serde_json::Value::String(r.get(4)?);
+                    serde_json::value::to_raw_value(&text).map_err(|_| Error::Internal(e.to_string()))?
+                }
+            };
+            Ok(AuditEntry { seq: r.get(0)?, at: r.get(1)?, actor: r.get(2)?, operation: r.get(3)?, detail })
+        })
+        .collect()
 }
 
 impl Store {

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::sql::{Bind, Cells, Conn, Value, args};
-use super::{Arg, Conditions, Reader, Store, Write};
+use super::sql::{Bind, Cells, Conn, Row, Value, args};
+use super::{Arg, Conditions, Store, Write};
 use crate::domain::change::{
     ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
 };
@@ -213,20 +213,14 @@ impl Store {
     }
 }
 
-impl Reader {
-    /// The change requests raised for a corrective action, or for a nonconformity or any of
-    /// its actions.
-    pub async fn change_requests_for(&mut self, nc: Option<i64>, ca: Option<i64>) -> Result<Vec<String>> {
-        let (sql, number) = match (nc, ca) {
-            (_, Some(ca)) => ("SELECT number FROM change_requests WHERE ca = $1 ORDER BY number", ca),
-            (Some(nc), None) => (
-                "SELECT number FROM change_requests WHERE nc = $1 \
-                 OR ca IN (SELECT number FROM corrective_actions WHERE nc = $1) ORDER BY number",
-                nc,
-            ),
-            (None, None) => return Ok(Vec::new()),
-        };
-        let numbers: Vec<i64> = self.conn().fetch_column(sql, args![number]).await?;
-        Ok(numbers.into_iter().map(|n| RecordRef::new(RecordKind::ChangeRequest, n).to_string()).collect())
-    }
+/// The change requests raised for a nonconformity (`$1` its number) or any of its actions.
+pub(super) const CHANGE_REQUESTS_OF_NC: &str = "SELECT number FROM change_requests WHERE nc = $1 \
+     OR ca IN (SELECT number FROM corrective_actions WHERE nc = $1) ORDER BY number";
+
+/// The change requests raised for a corrective action, `$1` its number.
+pub(super) const CHANGE_REQUESTS_OF_CA: &str = "SELECT number FROM change_requests WHERE ca = $1 ORDER BY number";
+
+/// The references (`CR-n`) of the numbers one of those statements read.
+pub(super) fn change_request_refs(rows: &[Row]) -> Result<Vec<String>> {
+    rows.iter().map(|r| Ok(RecordRef::new(RecordKind::ChangeRequest, r.get(0)?).to_string())).collect()
 }

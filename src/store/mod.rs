@@ -417,6 +417,17 @@ impl Store {
     }
 }
 
+/// A record with what `get_record` shows beside it, read together.
+#[derive(Debug, Clone)]
+pub struct InFull<T> {
+    /// The record.
+    pub record: T,
+    /// The change requests raised for it (`CR-n`).
+    pub change_requests: Vec<String>,
+    /// Its audit-trail entries, oldest first.
+    pub history: Vec<AuditEntry>,
+}
+
 /// What an idempotency key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

@@ -2,8 +2,10 @@
 
 use chrono::NaiveDate;
 
-use super::sql::{Bind, Cells, Conn, Value, args};
-use super::{Arg, Conditions, Reader, Store, Write};
+use super::audit::{HISTORY, entries};
+use super::changes::{CHANGE_REQUESTS_OF_CA, CHANGE_REQUESTS_OF_NC, change_request_refs};
+use super::sql::{Bind, Cells, Conn, Row, Value, args};
+use super::{Arg, Conditions, InFull, Reader, Store, Write};
 use crate::domain::corrective_action::{CaStatus, CorrectiveAction};
 use crate::domain::nonconformity::{
     Analysis, EffectivenessReview, NcStatus, NewNonconformity, Nonconformity, Severity, Source, is_overdue,
@@ -170,21 +172,27 @@ fn ca_from_row(r: &impl Cells, nc_open: bool, today: NaiveDate) -> Result<Correc
 
 /// Loads a nonconformity with its actions and reviews through one connection (a pool
 /// connection for reads, the write's transaction for a read-decide-write).
-async fn load_nc(conn: &mut Conn<'_>, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
-    let sql = format!("SELECT {NC_COLUMNS} FROM nonconformities WHERE number = $1");
-    let Some(row) = conn.fetch_optional(&sql, args![number]).await? else {
-        return Ok(None);
+/// The statements that read a nonconformity, `$1` its number: its row, its corrective actions
+/// and its effectiveness reviews.
+fn nc_statements() -> [String; 3] {
+    [
+        format!("SELECT {NC_COLUMNS} FROM nonconformities WHERE number = $1"),
+        format!("SELECT {CA_COLUMNS} FROM corrective_actions WHERE nc = $1 ORDER BY number"),
+        "SELECT round, result, evidence, notes, reviewer, at FROM effectiveness_reviews WHERE nc = $1 ORDER BY id"
+            .to_owned(),
+    ]
+}
+
+/// A nonconformity from the rows the [`nc_statements`] read: its own, then the other parts.
+fn nc_from_rows(nc: &Row, parts: &[Vec<Row>], today: NaiveDate) -> Result<Nonconformity> {
+    let [actions, reviews] = parts else {
+        return Err(Error::Internal(format!("a nonconformity is read in 3 parts, not {}", parts.len() + 1)));
     };
-    let mut nc = nc_from_row(&row, today)?;
-    let sql = format!("SELECT {CA_COLUMNS} FROM corrective_actions WHERE nc = $1 ORDER BY number");
-    let rows = conn.fetch_all(&sql, args![number]).await?;
+    let mut nc = nc_from_row(nc, today)?;
     let open = nc.status.is_open();
-    nc.actions = rows.iter().map(|r| ca_from_row(r, open, today)).collect::<Result<_>>()?;
+    nc.actions = actions.iter().map(|r| ca_from_row(r, open, today)).collect::<Result<_>>()?;
     nc.overdue = nc.overdue || nc.actions.iter().any(|a| a.overdue);
-    let sql =
-        "SELECT round, result, evidence, notes, reviewer, at FROM effectiveness_reviews WHERE nc = $1 ORDER BY id";
-    let rows = conn.fetch_all(sql, args![number]).await?;
-    nc.reviews = rows
+    nc.reviews = reviews
         .iter()
         .map(|r| {
             Ok(EffectivenessReview {
@@ -197,19 +205,33 @@ async fn load_nc(conn: &mut Conn<'_>, number: i64, today: NaiveDate) -> Result<O
             })
         })
         .collect::<Result<_>>()?;
-    Ok(Some(nc))
+    Ok(nc)
+}
+
+async fn load_nc(conn: &mut Conn<'_>, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
+    let [nc, actions, reviews] = nc_statements();
+    let rows = conn.fetch_parts(&[(&nc, args![number]), (&actions, args![number]), (&reviews, args![number])]).await?;
+    let Some((nc, parts)) = rows.split_first() else { return Ok(None) };
+    nc.first().map(|nc| nc_from_rows(nc, parts, today)).transpose()
+}
+
+/// The statement that reads a corrective action, `$1` its number, with its nonconformity's
+/// status as the last column.
+fn ca_statement() -> String {
+    format!(
+        "SELECT {}, n.status FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc WHERE ca.number = $1",
+        CA_COLUMNS.split(", ").map(|c| format!("ca.{c}")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// A corrective action from the row [`ca_statement`] read.
+fn ca_from_joined_row(row: &Row, today: NaiveDate) -> Result<CorrectiveAction> {
+    let nc_status: NcStatus = row.get::<String>(14)?.parse()?;
+    ca_from_row(row, nc_status.is_open(), today)
 }
 
 async fn load_ca(conn: &mut Conn<'_>, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
-    let sql = format!(
-        "SELECT {}, n.status FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc WHERE ca.number = $1",
-        CA_COLUMNS.split(", ").map(|c| format!("ca.{c}")).collect::<Vec<_>>().join(", ")
-    );
-    let Some(row) = conn.fetch_optional(&sql, args![number]).await? else {
-        return Ok(None);
-    };
-    let nc_status: NcStatus = row.get::<String>(14)?.parse()?;
-    ca_from_row(&row, nc_status.is_open(), today).map(Some)
+    conn.fetch_optional(&ca_statement(), args![number]).await?.map(|row| ca_from_joined_row(&row, today)).transpose()
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
@@ -447,14 +469,51 @@ fn seen_from_row(r: &impl Cells) -> Result<Seen> {
 }
 
 impl Reader {
-    /// The nonconformity with this number, with its actions and reviews, if any.
-    pub async fn nonconformity(&mut self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
-        load_nc(&mut self.conn(), number, today).await
+    /// The nonconformity with this number as `get_record` shows it, if any: with its actions
+    /// and reviews, the change requests raised for it or its actions, and its history, all
+    /// read at once (one statement on PostgreSQL).
+    pub async fn nonconformity_in_full(
+        &mut self,
+        number: i64,
+        today: NaiveDate,
+    ) -> Result<Option<InFull<Nonconformity>>> {
+        let r = RecordRef::new(RecordKind::Nonconformity, number);
+        self.in_full(r, &nc_statements(), CHANGE_REQUESTS_OF_NC, |nc, parts| nc_from_rows(nc, parts, today)).await
     }
 
-    /// The corrective action with this number, if any.
-    pub async fn corrective_action(&mut self, number: i64, today: NaiveDate) -> Result<Option<CorrectiveAction>> {
-        load_ca(&mut self.conn(), number, today).await
+    /// The corrective action with this number as `get_record` shows it, if any: with the
+    /// change requests raised for it and its history, all read at once.
+    pub async fn corrective_action_in_full(
+        &mut self,
+        number: i64,
+        today: NaiveDate,
+    ) -> Result<Option<InFull<CorrectiveAction>>> {
+        let r = RecordRef::new(RecordKind::CorrectiveAction, number);
+        self.in_full(r, &[ca_statement()], CHANGE_REQUESTS_OF_CA, |ca, _| ca_from_joined_row(ca, today)).await
+    }
+
+    /// Reads record `r` with its change requests and history in one batch: `record` are the
+    /// statements that read it (`$1` its number; the first returns its row, if it exists),
+    /// `changes` the one that reads its change requests, and `decode` makes the record from
+    /// its row and the other parts' rows.
+    async fn in_full<T>(
+        &mut self,
+        r: RecordRef,
+        record: &[String],
+        changes: &str,
+        decode: impl FnOnce(&Row, &[Vec<Row>]) -> Result<T>,
+    ) -> Result<Option<InFull<T>>> {
+        let reference = r.to_string();
+        let (number, reference) = (args![r.number], args![reference]);
+        let mut parts: Vec<(&str, &[Value<'_>])> = record.iter().map(|sql| (sql.as_str(), number)).collect();
+        parts.extend([(changes, number), (HISTORY, reference)]);
+        let rows = self.conn().fetch_parts(&parts).await?;
+        let [own, others @ .., changes, history] = &rows[..] else {
+            return Err(Error::Internal(format!("{r} is read in {} parts, not {}", parts.len(), rows.len())));
+        };
+        let Some(row) = own.first() else { return Ok(None) };
+        let record = decode(row, others)?;
+        Ok(Some(InFull { record, change_requests: change_request_refs(changes)?, history: entries(history)? }))
     }
 }
 
@@ -507,7 +566,7 @@ impl Store {
 
     /// The nonconformity with this number, with its actions and reviews, if any.
     pub async fn nonconformity(&self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
-        self.read().await?.nonconformity(number, today).await
+        load_nc(&mut self.read().await?.conn(), number, today).await
     }
 
     /// Nonconformities matching `filter`, newest first, at most `filter.limit`; without

@@ -225,6 +225,130 @@ impl Conn<'_> {
     pub(crate) async fn fetch_one(&mut self, sql: &str, args: &[Value<'_>]) -> Result<Row> {
         self.fetch_optional(sql, args).await?.ok_or_else(|| Error::Internal(format!("no row from `{sql}`")))
     }
+
+    /// Every row of each query, read as one: on PostgreSQL in a single statement (one round
+    /// trip, one snapshot) that returns each part's rows as JSON, turned back into rows with
+    /// the part's own columns in order; on SQLite one query after another. Each part numbers
+    /// its placeholders from `$1`.
+    pub(crate) async fn fetch_parts(&mut self, parts: &[(&str, &[Value<'_>])]) -> Result<Vec<Vec<Row>>> {
+        if let Conn::Any(c) = self
+            && c.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME
+        {
+            let (sql, args) = joined(parts);
+            let row = any_query(&sql, &args).fetch_one(&mut **c).await?;
+            return (0..parts.len()).map(|i| json_rows(row.try_get(i)?)).collect();
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        for (sql, args) in parts {
+            out.push(self.fetch_all(sql, args).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// The parts of a [`Conn::fetch_parts`] batch as one PostgreSQL statement, with its values:
+/// one column per part holding its rows as a JSON array of objects (NULL for none), the
+/// placeholders of each part moved past those of the parts before it. `json_agg` keeps the
+/// order of a sorted subquery when, as here, nothing else happens at its level (PostgreSQL's
+/// manual, "Aggregate Expressions").
+fn joined<'a>(parts: &[(&str, &[Value<'a>])]) -> (String, Vec<Value<'a>>) {
+    let mut sql = String::from("SELECT ");
+    let mut args = Vec::new();
+    for (i, (part, values)) in parts.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str("(SELECT json_agg(p)::text FROM (");
+        sql.push_str(&renumbered(part, args.len()));
+        sql.push_str(") p)");
+        args.extend_from_slice(values);
+    }
+    (sql, args)
+}
+
+/// `sql` with each placeholder `$n` outside quoted text made `$(n + offset)`.
+fn renumbered(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    let mut quoted = false;
+    while let Some(c) = rest.chars().next() {
+        rest = &rest[c.len_utf8()..];
+        out.push(c);
+        match c {
+            '\'' => quoted = !quoted,
+            '$' if !quoted => {
+                let digits = rest.find(|d: char| !d.is_ascii_digit()).unwrap_or(rest.len());
+                if let Ok(n) = rest[..digits].parse::<usize>() {
+                    out.push_str(&(n + offset).to_string());
+                    rest = &rest[digits..];
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The rows of one part of a joined statement, from its JSON.
+fn json_rows(json: Option<String>) -> Result<Vec<Row>> {
+    let Some(json) = json else { return Ok(Vec::new()) };
+    let rows: Vec<JsonRow> =
+        serde_json::from_str(&json).map_err(|e| Error::Internal(format!("rows of a joined statement: {e}")))?;
+    Ok(rows.into_iter().map(|r| Row::Native(r.0)).collect())
+}
+
+/// A row given as a JSON object, its values kept in column order.
+struct JsonRow(Vec<Cell>);
+
+impl<'de> serde::Deserialize<'de> for JsonRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Columns;
+        impl<'de> serde::de::Visitor<'de> for Columns {
+            type Value = JsonRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a row as a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> std::result::Result<JsonRow, M::Error> {
+                let mut cells = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some((serde::de::IgnoredAny, cell)) = m.next_entry()? {
+                    cells.push(cell);
+                }
+                Ok(JsonRow(cells))
+            }
+        }
+        d.deserialize_map(Columns)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cell {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Value;
+        impl serde::de::Visitor<'_> for Value {
+            type Value = Cell;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("null, an integer, a boolean or text")
+            }
+            fn visit_unit<E>(self) -> std::result::Result<Cell, E> {
+                Ok(Cell::Null)
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<Cell, E> {
+                Ok(Cell::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Cell, E> {
+                i64::try_from(v).map(Cell::Int).map_err(E::custom)
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<Cell, E> {
+                Ok(Cell::Int(i64::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Cell, E> {
+                Ok(Cell::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<Cell, E> {
+                Ok(Cell::Text(v))
+            }
+        }
+        d.deserialize_any(Value)
+    }
 }
 
 /// Opens a native connection to an SQLite file: read-write, used by one task at a time,
@@ -336,6 +460,51 @@ mod tests {
         }
         let stmt = c.prepare_cached(sql).unwrap();
         assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
+
+    #[test]
+    fn placeholders_are_renumbered_outside_quoted_text_only() {
+        assert_eq!(renumbered("a = $1 AND b = '$1' AND c = $12", 3), "a = $4 AND b = '$1' AND c = $15");
+        assert_eq!(renumbered("x = 'it''s $2' AND y = $2", 1), "x = 'it''s $2' AND y = $3");
+        assert_eq!(renumbered("SELECT '€' || $1", 0), "SELECT '€' || $1");
+    }
+
+    #[test]
+    fn joined_parts_take_their_values_in_turn() {
+        let (sql, values) = joined(&[
+            ("SELECT a FROM t WHERE a = $1 ORDER BY a", args![1i64]),
+            ("SELECT b FROM u WHERE b = $1 OR c = $2", args![2i64, "x"]),
+        ]);
+        assert_eq!(
+            sql,
+            "SELECT (SELECT json_agg(p)::text FROM (SELECT a FROM t WHERE a = $1 ORDER BY a) p), \
+             (SELECT json_agg(p)::text FROM (SELECT b FROM u WHERE b = $2 OR c = $3) p)"
+        );
+        let bound: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        assert_eq!(bound, ["Int(Some(1))", "Int(Some(2))", "Text(Some(\"x\"))"]);
+    }
+
+    #[test]
+    fn json_rows_keep_their_columns_in_order_and_type() {
+        let rows = json_rows(Some(r#"[{"z":7,"a":"it's \"q\"\n✓","m":null,"b":true,"s":"open","s":"done"},{"z":-1,"a":"","m":null,"b":false,"s":"","s":""}]"#.into()))
+            .unwrap();
+        let Row::Native(first) = &rows[0] else { panic!("a JSON row is native cells") };
+        assert_eq!(
+            first,
+            &[
+                Cell::Int(7),
+                Cell::Text("it's \"q\"\n✓".into()),
+                Cell::Null,
+                Cell::Int(1),
+                Cell::Text("open".into()),
+                Cell::Text("done".into())
+            ]
+        );
+        assert_eq!(rows[1].get::<i64>(0).unwrap(), -1);
+        assert!(!rows[1].get::<bool>(3).unwrap());
+        assert!(json_rows(None).unwrap().is_empty(), "no rows is NULL from json_agg");
+        assert!(json_rows(Some(r#"[{"x":1.5}]"#.into())).is_err(), "no column type reads as a float");
+        assert!(json_rows(Some(r#"[{"x":{"y":1}}]"#.into())).is_err(), "nor as nested JSON");
     }
 
     #[tokio::test]
