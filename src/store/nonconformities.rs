@@ -518,49 +518,57 @@ impl Reader {
 }
 
 impl Store {
-    /// Reads what `refresh` asks for, at most `limit` per list, on one connection: first the
-    /// audit-trail head, then the closures recorded since `refresh.closures_after` (entries of
-    /// the `closing` operation), then the nonconformities. Every closure up to the head is
-    /// thus in the rows read, and every later one is followed next time.
+    /// Reads what `refresh` asks for, at most `limit` per list, at once (one statement on
+    /// PostgreSQL, so one snapshot; on SQLite one query after another in this order): the
+    /// audit-trail head, the closures recorded since `refresh.closures_after` (entries of the
+    /// `closing` operation), then the nonconformities. Every closure up to the head is thus in
+    /// the rows read, and every later one is followed next time. Closures are read at most
+    /// [`CLOSURES_FOLLOWED`] entries past `closures_after`: if the head is further on, they
+    /// are not followed and the lists are read again.
     pub async fn similarity_rows(&self, refresh: &Refresh, closing: &str, limit: i64) -> Result<Observed> {
-        let mut reader = self.read().await?;
-        let mut conn = reader.conn();
-        let head: i64 = conn.fetch_one("SELECT seq FROM chain_head WHERE id = 1", args![]).await?.get(0)?;
-        let closed = match refresh.closures_after {
-            None => Some(Vec::new()),
-            Some(after) if head - after > CLOSURES_FOLLOWED => None,
-            Some(after) => {
-                let sql = "SELECT record_ref, at FROM audit_log WHERE seq > $1 AND operation = $2";
-                let mut closed = Vec::new();
-                for row in conn.fetch_all(sql, args![after, closing]).await? {
-                    let reference: String = row.get(0)?;
-                    closed.push((RecordRef::parse("record_ref", &reference)?.number, row.get(1)?));
-                }
-                Some(closed)
-            }
-        };
-        let recent = match refresh.after {
-            None => {
-                let sql = format!("SELECT {SEEN_COLUMNS} FROM nonconformities ORDER BY number DESC LIMIT $1");
-                conn.fetch_all(&sql, args![limit]).await?
-            }
-            Some(after) => {
-                let sql = format!(
-                    "SELECT {SEEN_COLUMNS} FROM nonconformities WHERE number > $2 ORDER BY number DESC LIMIT $1"
-                );
-                conn.fetch_all(&sql, args![limit, after]).await?
-            }
-        };
-        let recent = recent.iter().map(seen_from_row).collect::<Result<_>>()?;
+        let recent =
+            format!("SELECT {SEEN_COLUMNS} FROM nonconformities WHERE number > $2 ORDER BY number DESC LIMIT $1");
         let citing = format!(
             "SELECT {SEEN_COLUMNS} FROM nonconformities WHERE number IN \
              (SELECT nc FROM nc_controls WHERE control = $1 ORDER BY nc DESC LIMIT $2) ORDER BY number DESC"
         );
-        let mut per_control = Vec::with_capacity(refresh.controls.len());
-        for control in &refresh.controls {
-            let rows = conn.fetch_all(&citing, args![control, limit]).await?;
-            per_control.push((control.clone(), rows.iter().map(seen_from_row).collect::<Result<_>>()?));
+        let per_control: Vec<[Value<'_>; 2]> = refresh.controls.iter().map(|c| [c.value(), limit.value()]).collect();
+        let after = refresh.after.unwrap_or(0);
+        let mut parts: Vec<(&str, &[Value<'_>])> = vec![("SELECT seq FROM chain_head WHERE id = 1", args![])];
+        let followed = refresh.closures_after.map(|a| {
+            [Value::Int(Some(a)), Value::Int(Some(a.saturating_add(CLOSURES_FOLLOWED))), Value::Text(Some(closing))]
+        });
+        if let Some(values) = &followed {
+            parts
+                .push(("SELECT record_ref, at FROM audit_log WHERE seq > $1 AND seq <= $2 AND operation = $3", values));
         }
+        let recent_args = [limit.value(), after.value()];
+        parts.push((&recent, &recent_args));
+        parts.extend(per_control.iter().map(|values| (citing.as_str(), &values[..])));
+
+        let rows = self.read().await?.conn().fetch_parts(&parts).await?;
+        let mut rows = rows.iter();
+        let mut next = || rows.next().ok_or_else(|| Error::Internal("a similarity part is missing".into()));
+        let head: i64 = next()?.first().ok_or_else(|| Error::Internal("no audit-trail head".into()))?.get(0)?;
+        let closed = match refresh.closures_after {
+            None => Some(Vec::new()),
+            Some(after) => {
+                let read = next()?;
+                if head - after > CLOSURES_FOLLOWED {
+                    None
+                } else {
+                    let closure =
+                        |r: &Row| Ok((RecordRef::parse("record_ref", &r.get::<String>(0)?)?.number, r.get(1)?));
+                    Some(read.iter().map(closure).collect::<Result<_>>()?)
+                }
+            }
+        };
+        let recent = next()?.iter().map(seen_from_row).collect::<Result<_>>()?;
+        let per_control = refresh
+            .controls
+            .iter()
+            .map(|control| Ok((control.clone(), next()?.iter().map(seen_from_row).collect::<Result<_>>()?)))
+            .collect::<Result<_>>()?;
         Ok(Observed { head, recent, per_control, closed })
     }
 
