@@ -416,27 +416,47 @@ async fn cycle(url: &str) -> Vec<Value> {
 
 impl Cycle {
     /// `get_record` of every nonconformity and corrective action, each time stamp replaced by
-    /// `<time>` (the only thing two runs of the cycle may differ in).
+    /// its rank among the time stamps read: two runs of the cycle differ in their times, not
+    /// in their order.
     async fn every_record(&self) -> Vec<Value> {
-        fn untimed(v: &mut Value) {
+        type Stamp = chrono::DateTime<chrono::FixedOffset>;
+        fn stamps(v: &Value, out: &mut Vec<Stamp>) {
             match v {
-                Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => *s = "<time>".into(),
-                Value::Array(items) => items.iter_mut().for_each(untimed),
-                Value::Object(fields) => fields.values_mut().for_each(untimed),
+                Value::String(s) => out.extend(chrono::DateTime::parse_from_rfc3339(s).ok()),
+                Value::Array(items) => items.iter().for_each(|i| stamps(i, out)),
+                Value::Object(fields) => fields.values().for_each(|f| stamps(f, out)),
+                _ => {}
+            }
+        }
+        fn ranked(v: &mut Value, order: &[Stamp]) {
+            match v {
+                Value::String(s) => {
+                    if let Some(rank) =
+                        chrono::DateTime::parse_from_rfc3339(s).ok().and_then(|t| order.binary_search(&t).ok())
+                    {
+                        *s = format!("<time {rank}>");
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(|i| ranked(i, order)),
+                Value::Object(fields) => fields.values_mut().for_each(|f| ranked(f, order)),
                 _ => {}
             }
         }
         let mut records = Vec::new();
         for prefix in ["NC", "CA"] {
             for n in 1.. {
-                let Ok(mut record) = self.as_("agent-1", "get_record", json!({"ref": format!("{prefix}-{n}")})).await
-                else {
-                    break;
-                };
-                untimed(&mut record);
-                records.push(record);
+                match self.as_("agent-1", "get_record", json!({"ref": format!("{prefix}-{n}")})).await {
+                    Ok(record) => records.push(record),
+                    Err(Error::NotFound { .. }) => break,
+                    Err(e) => panic!("{prefix}-{n}: {e}"),
+                }
             }
         }
+        let mut order = Vec::new();
+        records.iter().for_each(|r| stamps(r, &mut order));
+        order.sort();
+        order.dedup();
+        records.iter_mut().for_each(|r| ranked(r, &order));
         records
     }
 }

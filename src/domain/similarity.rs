@@ -163,8 +163,8 @@ pub struct Seen {
 /// What was read for a [`Refresh`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
-    /// The audit-trail head (its last entry's `seq`) read before everything else: closures
-    /// recorded after it are followed next time.
+    /// The audit-trail head (its last entry's `seq`), read no later than everything else:
+    /// closures recorded after it are followed next time.
     pub head: i64,
     /// The nonconformities asked for by number, newest first.
     pub recent: Vec<Seen>,

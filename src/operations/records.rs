@@ -155,7 +155,8 @@ pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<Recor
 fn in_full<T: Serialize>(read: Option<InFull<T>>) -> Result<(Option<serde_json::Value>, Vec<AuditEntry>)> {
     let Some(read) = read else { return Ok((None, Vec::new())) };
     let mut record = serde_json::to_value(&read.record).map_err(|e| Error::Internal(e.to_string()))?;
-    record["change_requests"] = serde_json::json!(read.change_requests);
+    let fields = record.as_object_mut().ok_or_else(|| Error::Internal("a record is a JSON object".into()))?;
+    fields.insert("change_requests".into(), serde_json::json!(read.change_requests));
     Ok((Some(record), read.history))
 }
 

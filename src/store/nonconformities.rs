@@ -170,8 +170,6 @@ fn ca_from_row(r: &impl Cells, nc_open: bool, today: NaiveDate) -> Result<Correc
     })
 }
 
-/// Loads a nonconformity with its actions and reviews through one connection (a pool
-/// connection for reads, the write's transaction for a read-decide-write).
 /// The statements that read a nonconformity, `$1` its number: its row, its corrective actions
 /// and its effectiveness reviews.
 fn nc_statements() -> [String; 3] {
@@ -208,10 +206,14 @@ fn nc_from_rows(nc: &Row, parts: &[Vec<Row>], today: NaiveDate) -> Result<Noncon
     Ok(nc)
 }
 
+/// Loads a nonconformity with its actions and reviews through one connection (a pool
+/// connection for reads, the write's transaction for a read-decide-write).
 async fn load_nc(conn: &mut Conn<'_>, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
     let [nc, actions, reviews] = nc_statements();
     let rows = conn.fetch_parts(&[(&nc, args![number]), (&actions, args![number]), (&reviews, args![number])]).await?;
-    let Some((nc, parts)) = rows.split_first() else { return Ok(None) };
+    let Some((nc, parts)) = rows.split_first() else {
+        return Err(Error::Internal("a nonconformity is read in 3 parts, not 0".into()));
+    };
     nc.first().map(|nc| nc_from_rows(nc, parts, today)).transpose()
 }
 

@@ -234,7 +234,7 @@ impl Conn<'_> {
         if let Conn::Any(c) = self
             && c.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME
         {
-            let (sql, args) = joined(parts);
+            let (sql, args) = joined(parts)?;
             let row = any_query(&sql, &args).fetch_one(&mut **c).await?;
             return (0..parts.len()).map(|i| json_rows(row.try_get(i)?)).collect();
         }
@@ -248,45 +248,70 @@ impl Conn<'_> {
 
 /// The parts of a [`Conn::fetch_parts`] batch as one PostgreSQL statement, with its values:
 /// one column per part holding its rows as a JSON array of objects (NULL for none), the
-/// placeholders of each part moved past those of the parts before it. `json_agg` keeps the
-/// order of a sorted subquery when, as here, nothing else happens at its level (PostgreSQL's
-/// manual, "Aggregate Expressions").
-fn joined<'a>(parts: &[(&str, &[Value<'a>])]) -> (String, Vec<Value<'a>>) {
+/// placeholders of each part moved past those of the parts before it. The aggregate is
+/// `json`, not `jsonb`, which would merge duplicate column names and reorder the columns.
+/// Row order: PostgreSQL's manual ("Aggregate Expressions") says an aggregate over a sorted
+/// subquery "will usually work" when nothing else happens at its level, as here; the cycle
+/// test compares every record's lists with SQLite's. A part that uses a value it was not
+/// given, or SQL the renumbering cannot read (see [`renumbered`]), is refused.
+fn joined<'a>(parts: &[(&str, &[Value<'a>])]) -> Result<(String, Vec<Value<'a>>)> {
     let mut sql = String::from("SELECT ");
     let mut args = Vec::new();
     for (i, (part, values)) in parts.iter().enumerate() {
         if i > 0 {
             sql.push_str(", ");
         }
+        let (text, highest) = renumbered(part, args.len())?;
+        if highest > values.len() {
+            return Err(Error::Internal(format!("`{part}` uses ${highest} but is given {} values", values.len())));
+        }
         sql.push_str("(SELECT json_agg(p)::text FROM (");
-        sql.push_str(&renumbered(part, args.len()));
+        sql.push_str(&text);
         sql.push_str(") p)");
         args.extend_from_slice(values);
     }
-    (sql, args)
+    Ok((sql, args))
 }
 
-/// `sql` with each placeholder `$n` outside quoted text made `$(n + offset)`.
-fn renumbered(sql: &str, offset: usize) -> String {
+/// `sql` with each placeholder `$n` outside quoted text made `$(n + offset)`, and the highest
+/// `n` it uses. Only plain `'…'` literals are understood: comments, quoted identifiers,
+/// dollar quotes and `E'…'` strings are refused rather than misread.
+fn renumbered(sql: &str, offset: usize) -> Result<(String, usize)> {
+    let unreadable = |what: &str| Error::Internal(format!("`{sql}` has {what}, which parts may not use"));
     let mut out = String::with_capacity(sql.len() + 8);
+    let mut highest = 0;
     let mut rest = sql;
     let mut quoted = false;
+    let mut before = [' ', ' '];
     while let Some(c) = rest.chars().next() {
         rest = &rest[c.len_utf8()..];
         out.push(c);
         match c {
+            '\'' if !quoted && matches!(before[1], 'e' | 'E') && !is_word(before[0]) => {
+                return Err(unreadable("an E'' string"));
+            }
             '\'' => quoted = !quoted,
-            '$' if !quoted => {
+            _ if quoted => {}
+            '"' => return Err(unreadable("a quoted identifier")),
+            '-' if rest.starts_with('-') => return Err(unreadable("a comment")),
+            '/' if rest.starts_with('*') => return Err(unreadable("a comment")),
+            '$' => {
                 let digits = rest.find(|d: char| !d.is_ascii_digit()).unwrap_or(rest.len());
-                if let Ok(n) = rest[..digits].parse::<usize>() {
-                    out.push_str(&(n + offset).to_string());
-                    rest = &rest[digits..];
-                }
+                let n = rest[..digits].parse::<usize>().map_err(|_| unreadable("a dollar quote"))?;
+                highest = highest.max(n);
+                out.push_str(&(n + offset).to_string());
+                rest = &rest[digits..];
             }
             _ => {}
         }
+        before = [before[1], c];
     }
-    out
+    Ok((out, highest))
+}
+
+/// Whether `c` can be part of an SQL word (so `e` before it does not start an `E''` string).
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
 }
 
 /// The rows of one part of a joined statement, from its JSON.
@@ -464,9 +489,21 @@ mod tests {
 
     #[test]
     fn placeholders_are_renumbered_outside_quoted_text_only() {
-        assert_eq!(renumbered("a = $1 AND b = '$1' AND c = $12", 3), "a = $4 AND b = '$1' AND c = $15");
-        assert_eq!(renumbered("x = 'it''s $2' AND y = $2", 1), "x = 'it''s $2' AND y = $3");
-        assert_eq!(renumbered("SELECT '€' || $1", 0), "SELECT '€' || $1");
+        let r = |sql: &str, offset| renumbered(sql, offset).map_err(|e| format!("{e:?}"));
+        assert_eq!(r("a = $1 AND b = '$1' AND c = $12", 3).unwrap(), ("a = $4 AND b = '$1' AND c = $15".into(), 12));
+        assert_eq!(r("x = 'it''s $2' AND y = $2", 1).unwrap(), ("x = 'it''s $2' AND y = $3".into(), 2));
+        assert_eq!(r("SELECT '€' || 'done' || $1", 0).unwrap(), ("SELECT '€' || 'done' || $1".into(), 1));
+        assert_eq!(r("SELECT type' x'", 0).unwrap().1, 0, "a word ending in e before a literal is no E-string");
+        for unreadable in [
+            "SELECT a -- don't\n FROM t WHERE b = $1",
+            "SELECT /* $1 */ $2",
+            "SELECT E'\\'' || $1",
+            "SELECT \"it's\" FROM t WHERE a = $1",
+            "SELECT $$ $1 $$",
+            "SELECT $",
+        ] {
+            assert!(r(unreadable, 1).is_err(), "{unreadable} must be refused");
+        }
     }
 
     #[test]
@@ -474,7 +511,8 @@ mod tests {
         let (sql, values) = joined(&[
             ("SELECT a FROM t WHERE a = $1 ORDER BY a", args![1i64]),
             ("SELECT b FROM u WHERE b = $1 OR c = $2", args![2i64, "x"]),
-        ]);
+        ])
+        .unwrap();
         assert_eq!(
             sql,
             "SELECT (SELECT json_agg(p)::text FROM (SELECT a FROM t WHERE a = $1 ORDER BY a) p), \
@@ -482,6 +520,8 @@ mod tests {
         );
         let bound: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
         assert_eq!(bound, ["Int(Some(1))", "Int(Some(2))", "Text(Some(\"x\"))"]);
+        let borrowing = joined(&[("SELECT $2", args![1i64]), ("SELECT $1", args![2i64])]);
+        assert!(borrowing.is_err(), "a part may not use the next part's value");
     }
 
     #[test]
