@@ -574,9 +574,10 @@ impl Store {
         Ok(Observed { head, recent, per_control, closed })
     }
 
-    /// The nonconformity with this number, with its actions and reviews, if any.
+    /// The nonconformity with this number, with its actions and reviews, if any, read in one
+    /// snapshot (one statement on PostgreSQL, one read transaction on SQLite).
     pub async fn nonconformity(&self, number: i64, today: NaiveDate) -> Result<Option<Nonconformity>> {
-        load_nc(&mut self.read().await?.conn(), number, today).await
+        load_nc(&mut self.reads().await?.conn(), number, today).await
     }
 
     /// Nonconformities matching `filter`, newest first, at most `filter.limit`; without
