@@ -334,6 +334,29 @@ async fn records_then_numbers_do_not_deadlock(url: &str) {
     store.close().await;
 }
 
+/// Reads from one `Store::snapshot` see one state of the database, as `get_record` relies on
+/// for a record and its history: a write committed between two of them is seen only after the
+/// snapshot ends. The write does not wait for the snapshot.
+async fn a_snapshot_sees_one_state(url: &str) {
+    let store = Store::open(url).await.unwrap();
+    let write = async |store: &Store| {
+        let mut w = store.begin_write().await.unwrap();
+        w.record(test_change("test:snapshot"));
+        w.commit().await.unwrap();
+    };
+    write(&store).await;
+    let mut snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.history("test:snapshot").await.unwrap().len(), 1);
+    write(&store).await;
+    assert_eq!(store.history("test:snapshot").await.unwrap().len(), 2, "committed and seen outside the snapshot");
+    assert_eq!(snapshot.history("test:snapshot").await.unwrap().len(), 1, "the snapshot still sees its state");
+    snapshot.finish().await.unwrap();
+    let mut later = store.snapshot().await.unwrap();
+    assert_eq!(later.history("test:snapshot").await.unwrap().len(), 2, "a new snapshot sees the write");
+    later.finish().await.unwrap();
+    store.close().await;
+}
+
 /// A test change to `record`.
 fn test_change(record: &str) -> isms::store::Change<'_> {
     static DETAIL: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| json!({}));
@@ -512,6 +535,20 @@ async fn postgres_the_relay_claims_committed_events_one_relay_at_a_time() {
     let Some(server) = postgres_url() else { return };
     let db = TestDb::postgres(&server).await;
     the_relay_claims_committed_events_one_relay_at_a_time(&db.url).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn sqlite_a_snapshot_sees_one_state() {
+    let db = TestDb::sqlite();
+    a_snapshot_sees_one_state(&db.url).await;
+}
+
+#[tokio::test]
+async fn postgres_a_snapshot_sees_one_state() {
+    let Some(server) = postgres_url() else { return };
+    let db = TestDb::postgres(&server).await;
+    a_snapshot_sees_one_state(&db.url).await;
     db.cleanup().await;
 }
 

@@ -15,6 +15,7 @@ use crate::domain::references::{ControlRef, RecordKind, RecordRef, canonical_con
 use crate::domain::soa::{ImplementationStatus, SoaEntry};
 use crate::domain::text::{self, MAX_TITLE};
 use crate::error::{Error, Result};
+use crate::store::Reader;
 
 pub(super) fn operations() -> Vec<Operation> {
     vec![Operation::new("query_controls", Effect::Read, Access::Everyone, query_controls)]
@@ -101,9 +102,10 @@ pub struct ControlDetail {
     pub soa: SoaEntry,
 }
 
-/// The control and its SoA entry, as get_record and `isms://controls/{ref}` show it.
-pub(crate) async fn control_view(app: &App, control: &ControlRef) -> Result<ControlDetail> {
-    let soa = app.store.soa(Utc::now().date_naive(), app.evidence_max_age_days).await?;
+/// The control and its SoA entry, as get_record and `isms://controls/{ref}` show it, read
+/// through `reader`.
+pub(crate) async fn control_view(app: &App, reader: &mut Reader, control: &ControlRef) -> Result<ControlDetail> {
+    let soa = reader.soa(Utc::now().date_naive(), app.evidence_max_age_days).await?;
     let entry = soa
         .into_iter()
         .find(|e| e.control == control.as_str())

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,7 @@ use crate::domain::actor::Actor;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
 use crate::domain::soa::diff;
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, ChainReport, InFull};
+use crate::store::{AuditEntry, ChainReport, InFull, Reader};
 
 pub(super) fn operations() -> Vec<Operation> {
     vec![
@@ -44,77 +44,77 @@ pub struct RecordWithHistory {
     pub history: Vec<AuditEntry>,
 }
 
-/// The current state of a record as JSON, if it exists, and its history. A nonconformity or
-/// corrective action is read with its change requests and history at once (see
-/// `Reader::nonconformity_in_full`); other records first, then their history.
+/// The current state of a record as JSON, if it exists, and its history, read in one state
+/// of the database. A nonconformity or corrective action is read with its change requests
+/// and history at once (see `Reader::nonconformity_in_full`); other records in a
+/// [`Snapshot`](crate::store::Snapshot), one statement after another.
 async fn load_record(app: &App, r: RecordRef) -> Result<(Option<serde_json::Value>, Vec<AuditEntry>)> {
     let today = Utc::now().date_naive();
-    let value = match r.kind {
-        RecordKind::Nonconformity => {
-            return in_full(app.store.reads().await?.nonconformity_in_full(r.number, today).await?);
-        }
+    match r.kind {
+        RecordKind::Nonconformity => in_full(app.store.reads().await?.nonconformity_in_full(r.number, today).await?),
         RecordKind::CorrectiveAction => {
-            return in_full(app.store.reads().await?.corrective_action_in_full(r.number, today).await?);
+            in_full(app.store.reads().await?.corrective_action_in_full(r.number, today).await?)
         }
-        RecordKind::Risk => app
-            .store
-            .risk(r.number, app.risk)
-            .await?
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::SoaVersion => match app.store.soa_version(Some(r.number)).await? {
-            None => None,
-            Some(v) => {
-                let previous = match v.number {
-                    1 => None,
-                    n => app.store.soa_version(Some(n - 1)).await?,
-                };
-                let changes = diff(previous.as_ref().map(|p| p.entries.as_slice()).unwrap_or_default(), &v.entries);
-                let mut value = serde_json::to_value(&v).map_err(|e| Error::Internal(e.to_string()))?;
-                value["changes"] = serde_json::to_value(changes).map_err(|e| Error::Internal(e.to_string()))?;
-                Some(value)
-            }
-        },
-        RecordKind::ChangeRequest => app
-            .store
-            .change_request(r.number, app.change)
-            .await?
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::Objective => app
-            .store
-            .objective(r.number)
-            .await?
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::Audit => app
-            .store
-            .audit(r.number)
-            .await?
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| Error::Internal(e.to_string()))?,
-        RecordKind::ManagementReview => match app.store.review(Some(r.number)).await? {
-            None => None,
-            Some(review) => {
-                let mut value = review.body.clone();
-                value["ref"] = serde_json::json!(r.to_string());
-                value["review_date"] = serde_json::json!(review.review_date);
-                value["recorded_at"] = serde_json::json!(review.created_at);
-                value["recorded_by"] = serde_json::json!(review.created_by);
-                let actions = app.store.review_actions(Some(r.number), today).await?;
-                value["actions"] = serde_json::to_value(actions).map_err(|e| Error::Internal(e.to_string()))?;
-                Some(value)
-            }
-        },
-    };
-    match value {
-        Some(value) => Ok((Some(value), app.store.history(&r.to_string()).await?)),
-        None => Ok((None, Vec::new())),
+        RecordKind::Risk => in_snapshot(app, r, async |reader| to_json(reader.risk(r.number, app.risk).await?)).await,
+        RecordKind::SoaVersion => {
+            in_snapshot(app, r, async |reader| soa_version_with_changes(reader, r.number).await).await
+        }
+        RecordKind::ChangeRequest => {
+            in_snapshot(app, r, async |reader| to_json(reader.change_request(r.number, app.change).await?)).await
+        }
+        RecordKind::Objective => in_snapshot(app, r, async |reader| to_json(reader.objective(r.number).await?)).await,
+        RecordKind::Audit => in_snapshot(app, r, async |reader| to_json(reader.audit(r.number).await?)).await,
+        RecordKind::ManagementReview => {
+            in_snapshot(app, r, async |reader| review_with_actions(reader, r, today).await).await
+        }
     }
+}
+
+/// What `read` makes of record `r` and, if it exists, its history, read in one snapshot.
+async fn in_snapshot(
+    app: &App,
+    r: RecordRef,
+    read: impl AsyncFnOnce(&mut Reader) -> Result<Option<serde_json::Value>>,
+) -> Result<(Option<serde_json::Value>, Vec<AuditEntry>)> {
+    let mut snapshot = app.store.snapshot().await?;
+    let value = read(snapshot.reader()).await?;
+    let history = match value {
+        Some(_) => snapshot.history(&r.to_string()).await?,
+        None => Vec::new(),
+    };
+    snapshot.finish().await?;
+    Ok((value, history))
+}
+
+/// An approved SoA version with what changed since the version before it.
+async fn soa_version_with_changes(reader: &mut Reader, number: i64) -> Result<Option<serde_json::Value>> {
+    let Some(v) = reader.soa_version(Some(number)).await? else { return Ok(None) };
+    let previous = match v.number {
+        1 => None,
+        n => reader.soa_version(Some(n - 1)).await?,
+    };
+    let changes = diff(previous.as_ref().map(|p| p.entries.as_slice()).unwrap_or_default(), &v.entries);
+    let mut value = serde_json::to_value(&v).map_err(|e| Error::Internal(e.to_string()))?;
+    value["changes"] = serde_json::to_value(changes).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Some(value))
+}
+
+/// A management review as recorded, with its actions.
+async fn review_with_actions(reader: &mut Reader, r: RecordRef, today: NaiveDate) -> Result<Option<serde_json::Value>> {
+    let Some(review) = reader.review(Some(r.number)).await? else { return Ok(None) };
+    let mut value = review.body;
+    value["ref"] = serde_json::json!(r.to_string());
+    value["review_date"] = serde_json::json!(review.review_date);
+    value["recorded_at"] = serde_json::json!(review.created_at);
+    value["recorded_by"] = serde_json::json!(review.created_by);
+    let actions = reader.review_actions(Some(r.number), today).await?;
+    value["actions"] = serde_json::to_value(actions).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Some(value))
+}
+
+/// A record read, as JSON.
+fn to_json<T: Serialize>(record: Option<T>) -> Result<Option<serde_json::Value>> {
+    record.map(serde_json::to_value).transpose().map_err(|e| Error::Internal(e.to_string()))
 }
 
 async fn get_record(app: Arc<App>, _actor: Actor, input: GetRecord) -> Result<RecordWithHistory> {
@@ -124,14 +124,16 @@ async fn get_record(app: Arc<App>, _actor: Actor, input: GetRecord) -> Result<Re
     record_with_history(&app, RecordRef::parse("ref", &input.reference)?).await
 }
 
-/// An Annex A control with its SoA entry and the entry's history.
+/// An Annex A control with its SoA entry and the entry's history, read in one snapshot.
 pub(crate) async fn control_with_history(app: &App, control: &ControlRef) -> Result<RecordWithHistory> {
-    let view = super::controls::control_view(app, control).await?;
+    let mut snapshot = app.store.snapshot().await?;
+    let view = super::controls::control_view(app, snapshot.reader(), control).await?;
     let record = match serde_json::to_value(view).map_err(|e| Error::Internal(e.to_string()))? {
         serde_json::Value::Object(m) => m,
         _ => return Err(Error::Internal("a control view is an object".into())),
     };
-    let history = app.store.history(&format!("soa:{control}")).await?;
+    let history = snapshot.history(&format!("soa:{control}")).await?;
+    snapshot.finish().await?;
     Ok(RecordWithHistory { reference: control.to_string(), kind: "control".to_owned(), record, history })
 }
 

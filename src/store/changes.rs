@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::sql::{Bind, Cells, Conn, Row, Value, args};
-use super::{Arg, Conditions, Store, Write};
+use super::{Arg, Conditions, Reader, Store, Write};
 use crate::domain::change::{
     ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
 };
@@ -162,11 +162,17 @@ impl Write {
     }
 }
 
+impl Reader {
+    /// The change request with this number, if any.
+    pub async fn change_request(&mut self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
+        load(&mut self.conn(), number, policy, Utc::now()).await
+    }
+}
+
 impl Store {
     /// The change request with this number, if any.
     pub async fn change_request(&self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
-        let mut reader = self.read().await?;
-        load(&mut reader.conn(), number, policy, Utc::now()).await
+        self.read().await?.change_request(number, policy).await
     }
 
     /// Change requests matching `filter`, newest first.

@@ -153,6 +153,8 @@ impl Readers {
 pub(crate) enum Reader {
     /// PostgreSQL: a connection from sqlx's pool.
     Pool(sqlx::pool::PoolConnection<Any>),
+    /// PostgreSQL: a read-only `REPEATABLE READ` transaction (see [`Store::snapshot`]).
+    Snapshot(Transaction<'static, Any>),
     /// SQLite: a native read-only connection.
     Native(NativeReader),
 }
@@ -180,6 +182,7 @@ impl Reader {
     pub(crate) fn conn(&mut self) -> Conn<'_> {
         match self {
             Reader::Pool(c) => Conn::Any(c),
+            Reader::Snapshot(tx) => Conn::Any(tx),
             Reader::Native(r) => Conn::Native(r.conn.as_mut().expect("a reader holds its connection until dropped")),
         }
     }
@@ -399,6 +402,20 @@ impl Store {
         Ok(reader)
     }
 
+    /// Reads that must see one state of the database, sent one statement after another: on
+    /// SQLite a read transaction, as [`Store::reads`] gives; on PostgreSQL a read-only
+    /// `REPEATABLE READ` transaction, which costs two round trips more than `reads`. Readers
+    /// whose statements can be joined into one ([`sql::Conn::fetch_parts`]) use `reads`.
+    pub async fn snapshot(&self) -> Result<Snapshot> {
+        let reader = match self.backend {
+            Backend::Sqlite => self.reads().await?,
+            Backend::Postgres => {
+                Reader::Snapshot(self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
+            }
+        };
+        Ok(Snapshot(reader))
+    }
+
     /// A watch that changes after each commit made through this store (writes by other
     /// processes are not seen: poll for those).
     pub fn commits(&self) -> watch::Receiver<u64> {
@@ -414,6 +431,37 @@ impl Store {
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Reads that see one state of the database, from [`Store::snapshot`]; end it with
+/// [`Snapshot::finish`] (dropped, it is rolled back, which changes nothing either).
+pub struct Snapshot(Reader);
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").finish_non_exhaustive()
+    }
+}
+
+impl Snapshot {
+    /// The reader to run the snapshot's statements on.
+    pub(crate) fn reader(&mut self) -> &mut Reader {
+        &mut self.0
+    }
+
+    /// The audit-trail entries of one record, oldest first, as of the snapshot.
+    pub async fn history(&mut self, record: &str) -> Result<Vec<AuditEntry>> {
+        self.0.history(record).await
+    }
+
+    /// Ends the snapshot.
+    pub async fn finish(self) -> Result<()> {
+        match self.0 {
+            Reader::Snapshot(tx) => Ok(tx.commit().await?),
+            // A native reader ends its read transaction when it goes back among the idle ones.
+            Reader::Native(_) | Reader::Pool(_) => Ok(()),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Objectives and measurements (6.2, 9.1) and internal audits (9.2).
 
 use super::sql::{Cells, Conn, args};
-use super::{Store, Write};
+use super::{Reader, Store, Write};
 use crate::domain::internal_audit::{Audit, AuditBody, AuditStatus};
 use crate::domain::objective::{ComputedMetric, Measurement, Objective, ObjectiveBody};
 use crate::domain::references::{RecordKind, RecordRef};
@@ -74,6 +74,12 @@ fn audit_from_row(r: &impl Cells) -> Result<Audit> {
     })
 }
 
+async fn load_audit(conn: &mut Conn<'_>, number: i64) -> Result<Option<Audit>> {
+    let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE number = $1");
+    let row = conn.fetch_optional(&sql, args![number]).await?;
+    row.as_ref().map(audit_from_row).transpose()
+}
+
 impl Write {
     /// Inserts an objective with the next `OBJ-n` number.
     pub async fn insert_objective(
@@ -142,9 +148,7 @@ impl Write {
 
     /// An audit read inside this write.
     pub async fn audit(&mut self, number: i64) -> Result<Option<Audit>> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE number = $1");
-        let row = self.conn().fetch_optional(&sql, args![number]).await?;
-        row.as_ref().map(audit_from_row).transpose()
+        load_audit(&mut self.conn(), number).await
     }
 
     /// Completes an audit read at version `expected`.
@@ -170,18 +174,27 @@ impl Write {
     }
 }
 
+impl Reader {
+    /// The objective with this number, with its measurements.
+    pub async fn objective(&mut self, number: i64) -> Result<Option<Objective>> {
+        load_objective(&mut self.conn(), number).await
+    }
+
+    /// The audit with this number.
+    pub async fn audit(&mut self, number: i64) -> Result<Option<Audit>> {
+        load_audit(&mut self.conn(), number).await
+    }
+}
+
 impl Store {
     /// The objective with this number, with its measurements.
     pub async fn objective(&self, number: i64) -> Result<Option<Objective>> {
-        let mut reader = self.read().await?;
-        load_objective(&mut reader.conn(), number).await
+        self.read().await?.objective(number).await
     }
 
     /// The audit with this number.
     pub async fn audit(&self, number: i64) -> Result<Option<Audit>> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits WHERE number = $1");
-        let row = self.read().await?.conn().fetch_optional(&sql, args![number]).await?;
-        row.as_ref().map(audit_from_row).transpose()
+        self.read().await?.audit(number).await
     }
 
     /// Corrective actions of major nonconformities that are done or due by `today`, as

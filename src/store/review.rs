@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 
 use super::sql::{Cells, args};
-use super::{CA_OPEN, NC_OPEN, Store, Write};
+use super::{CA_OPEN, NC_OPEN, Reader, Store, Write};
 use crate::domain::management_review::{ActionStatus, ContextItem, ContextKind, ReviewAction, action_overdue};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::time::stamp;
@@ -90,6 +90,56 @@ impl Write {
     }
 }
 
+impl Reader {
+    /// A management review, or the latest with `None`.
+    pub async fn review(&mut self, number: Option<i64>) -> Result<Option<StoredReview>> {
+        const COLUMNS: &str = "SELECT number, review_date, body, created_at, created_by FROM management_reviews";
+        let row = match number {
+            Some(n) => self.conn().fetch_optional(&format!("{COLUMNS} WHERE number = $1"), args![n]).await?,
+            None => self.conn().fetch_optional(&format!("{COLUMNS} ORDER BY number DESC LIMIT 1"), args![]).await?,
+        };
+        let Some(r) = row else { return Ok(None) };
+        Ok(Some(StoredReview {
+            number: r.get(0)?,
+            review_date: r.get(1)?,
+            body: serde_json::from_str(&r.get::<String>(2)?)
+                .map_err(|e| Error::Internal(format!("stored review: {e}")))?,
+            created_at: r.get(3)?,
+            created_by: r.get(4)?,
+        }))
+    }
+
+    /// Review actions: of one review, or all of them.
+    pub async fn review_actions(&mut self, mr: Option<i64>, today: NaiveDate) -> Result<Vec<ReviewAction>> {
+        let rows = self
+            .conn()
+            .fetch_all(
+                "SELECT mr, n, description, owner, due_date, status, done_at, note FROM review_actions \
+             WHERE mr = $1 OR $2 = 1 ORDER BY mr, n",
+                args![mr.unwrap_or(0), i64::from(mr.is_none())],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let status: ActionStatus = r.get::<String>(5)?.parse()?;
+                let due: String = r.get(4)?;
+                let mr: i64 = r.get(0)?;
+                let n: i64 = r.get(1)?;
+                Ok(ReviewAction {
+                    reference: format!("{}.{n}", RecordRef::new(RecordKind::ManagementReview, mr)),
+                    description: r.get(2)?,
+                    owner: r.get(3)?,
+                    overdue: action_overdue(status, &due, today),
+                    due_date: due,
+                    status,
+                    done_at: r.get(6)?,
+                    note: r.get(7)?,
+                })
+            })
+            .collect()
+    }
+}
+
 impl Store {
     /// Context register entries of one kind (or all), changed on or after `since` (or any).
     pub async fn context(&self, kind: Option<ContextKind>, since: Option<&str>) -> Result<Vec<ContextItem>> {
@@ -128,53 +178,12 @@ impl Store {
 
     /// A management review, or the latest with `None`.
     pub async fn review(&self, number: Option<i64>) -> Result<Option<StoredReview>> {
-        const COLUMNS: &str = "SELECT number, review_date, body, created_at, created_by FROM management_reviews";
-        let mut reader = self.read().await?;
-        let row = match number {
-            Some(n) => reader.conn().fetch_optional(&format!("{COLUMNS} WHERE number = $1"), args![n]).await?,
-            None => reader.conn().fetch_optional(&format!("{COLUMNS} ORDER BY number DESC LIMIT 1"), args![]).await?,
-        };
-        let Some(r) = row else { return Ok(None) };
-        Ok(Some(StoredReview {
-            number: r.get(0)?,
-            review_date: r.get(1)?,
-            body: serde_json::from_str(&r.get::<String>(2)?)
-                .map_err(|e| Error::Internal(format!("stored review: {e}")))?,
-            created_at: r.get(3)?,
-            created_by: r.get(4)?,
-        }))
+        self.read().await?.review(number).await
     }
 
     /// Review actions: of one review, or all of them.
     pub async fn review_actions(&self, mr: Option<i64>, today: NaiveDate) -> Result<Vec<ReviewAction>> {
-        let rows = self
-            .read()
-            .await?
-            .conn()
-            .fetch_all(
-                "SELECT mr, n, description, owner, due_date, status, done_at, note FROM review_actions \
-             WHERE mr = $1 OR $2 = 1 ORDER BY mr, n",
-                args![mr.unwrap_or(0), i64::from(mr.is_none())],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let status: ActionStatus = r.get::<String>(5)?.parse()?;
-                let due: String = r.get(4)?;
-                let mr: i64 = r.get(0)?;
-                let n: i64 = r.get(1)?;
-                Ok(ReviewAction {
-                    reference: format!("{}.{n}", RecordRef::new(RecordKind::ManagementReview, mr)),
-                    description: r.get(2)?,
-                    owner: r.get(3)?,
-                    overdue: action_overdue(status, &due, today),
-                    due_date: due,
-                    status,
-                    done_at: r.get(6)?,
-                    note: r.get(7)?,
-                })
-            })
-            .collect()
+        self.read().await?.review_actions(mr, today).await
     }
 
     /// Nonconformities logged on or after the stamp `since`, by number. (Sorted here: asked

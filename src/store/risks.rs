@@ -1,7 +1,7 @@
 //! Risk rows and their links to controls (shared with the SoA).
 
 use super::sql::{Bind, Cells, Conn, Value, args};
-use super::{Store, Write};
+use super::{Reader, Store, Write};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::risk::{Methodology, Property, Rating, Risk};
 use crate::domain::time::stamp;
@@ -198,11 +198,17 @@ impl Write {
     }
 }
 
+impl Reader {
+    /// The risk with this number, if any.
+    pub async fn risk(&mut self, number: i64, m: Methodology) -> Result<Option<Risk>> {
+        load_risk(&mut self.conn(), number, m).await
+    }
+}
+
 impl Store {
     /// The risk with this number, if any.
     pub async fn risk(&self, number: i64, m: Methodology) -> Result<Option<Risk>> {
-        let mut reader = self.read().await?;
-        load_risk(&mut reader.conn(), number, m).await
+        self.read().await?.risk(number, m).await
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 
 use super::sql::{Cells, Conn, Row, args};
-use super::{Store, Write};
+use super::{Reader, Store, Write};
 use crate::catalog::catalog;
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::soa::{Evidence, ImplementationStatus, SoaEntry, stale_evidence, untraceable};
@@ -213,16 +213,26 @@ impl Write {
     }
 }
 
+impl Reader {
+    /// The whole SoA as it stands: 93 entries in catalogue order, undecided ones empty.
+    pub async fn soa(&mut self, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
+        load_soa(&mut self.conn(), today, max_age_days).await
+    }
+
+    /// An approved version, or the latest one with `None`.
+    pub async fn soa_version(&mut self, number: Option<i64>) -> Result<Option<SoaVersion>> {
+        load_version(&mut self.conn(), number).await
+    }
+}
+
 impl Store {
     /// The whole SoA as it stands: 93 entries in catalogue order, undecided ones empty.
     pub async fn soa(&self, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
-        let mut reader = self.read().await?;
-        load_soa(&mut reader.conn(), today, max_age_days).await
+        self.read().await?.soa(today, max_age_days).await
     }
 
     /// An approved version, or the latest one with `None`.
     pub async fn soa_version(&self, number: Option<i64>) -> Result<Option<SoaVersion>> {
-        let mut reader = self.read().await?;
-        load_version(&mut reader.conn(), number).await
+        self.read().await?.soa_version(number).await
     }
 }
