@@ -204,7 +204,33 @@ async fn suite(url: &str) {
         next["a_previous_actions"].as_array().unwrap().iter().map(|a| a["ref"].as_str().unwrap()).collect();
     assert_eq!(refs, ["MR-1.2", "MR-2.1"], "open actions carry over; MR-1.1 was done before the period");
     assert_eq!(ok(&h, "amber", "verify_audit_trail", json!({})).await["intact"], true);
+    lists_match_records_read_one_by_one(&h).await;
     h.app.store.close().await;
+}
+
+/// The review inputs and the readiness check read all risks, objectives and audits at once:
+/// each must equal the record read on its own (controls and measurements with the right
+/// owner among several).
+async fn lists_match_records_read_one_by_one(h: &Harness) {
+    fn json(v: &impl serde::Serialize) -> Value {
+        serde_json::to_value(v).unwrap()
+    }
+    ok(h, "agent-1", "register_risk", json!({"title": "Lost laptop", "asset": "laptops", "threat": "t", "vulnerability": "v", "properties": ["confidentiality"], "likelihood": 3, "impact": 3, "owner": "bob", "treatment": "mitigate", "controls": ["A.8.1", "A.5.10"]})).await;
+    let store = &h.app.store;
+    let risks = store.risks(h.app.risk).await.unwrap();
+    assert_eq!(risks.len(), 4);
+    for (i, r) in risks.into_iter().enumerate() {
+        let one = store.risk(i as i64 + 1, h.app.risk).await.unwrap().unwrap();
+        assert_eq!(json(&r), json(&one));
+    }
+    let objectives = store.objectives().await.unwrap();
+    assert_eq!(objectives.iter().map(|o| o.measurements.len()).collect::<Vec<_>>(), [1, 1, 0]);
+    for (i, o) in objectives.into_iter().enumerate() {
+        assert_eq!(json(&o), json(&store.objective(i as i64 + 1).await.unwrap().unwrap()));
+    }
+    let audits = store.audits_held_since("").await.unwrap();
+    assert_eq!(audits.len(), 1);
+    assert_eq!(json(&audits[0]), json(&store.audit(1).await.unwrap().unwrap()));
 }
 
 #[tokio::test]

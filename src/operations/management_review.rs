@@ -312,8 +312,7 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
 
     let mut measurements = Vec::new();
     let (mut met, mut not_met, mut unmeasured) = (Vec::new(), Vec::new(), Vec::new());
-    for n in app.store.objective_numbers().await? {
-        let Some(o) = app.store.objective(n).await? else { continue };
+    for o in app.store.objectives().await? {
         for m in o.measurements.iter().filter(|m| m.recorded_at >= since_stamp) {
             measurements.push(MeasurementInput {
                 objective: o.reference.clone(),
@@ -329,15 +328,13 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         }
     }
     let mut audits = Vec::new();
-    for n in app.store.audits_since(&since_day).await? {
-        if let Some(a) = app.store.audit(n).await? {
-            audits.push(AuditInput {
-                reference: a.reference,
-                date: a.audit_date,
-                conclusion: a.body.conclusion,
-                findings: a.body.findings,
-            });
-        }
+    for a in app.store.audits_held_since(&since_day).await? {
+        audits.push(AuditInput {
+            reference: a.reference,
+            date: a.audit_date,
+            conclusion: a.body.conclusion,
+            findings: a.body.findings,
+        });
     }
 
     let mut risk = RiskInput {
@@ -348,8 +345,7 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         awaiting_acceptance: Vec::new(),
         high_untreated: Vec::new(),
     };
-    for n in app.store.risk_numbers().await? {
-        let Some(r) = app.store.risk(n, app.risk).await? else { continue };
+    for r in app.store.risks(app.risk).await? {
         risk.total += 1;
         *risk.by_level.entry(r.level.as_str().to_owned()).or_insert(0) += 1;
         *risk.by_treatment.entry(r.treatment.as_str().to_owned()).or_insert(0) += 1;
@@ -584,21 +580,19 @@ async fn check_readiness(app: Arc<App>, _actor: Actor, _input: CheckReadiness) -
     let soa = app.store.soa(today, app.evidence_max_age_days).await?;
     let mut risks_without_plan = 0;
     let mut residual_not_accepted = 0;
-    let numbers = app.store.risk_numbers().await?;
-    for n in &numbers {
-        if let Some(r) = app.store.risk(*n, app.risk).await? {
-            if r.treatment == Treatment::Mitigate && r.treatment_plan.is_none() {
-                risks_without_plan += 1;
-            }
-            if r.residual_score.is_some() && r.accepted_by.is_none() {
-                residual_not_accepted += 1;
-            }
+    let risks = app.store.risks(app.risk).await?;
+    for r in &risks {
+        if r.treatment == Treatment::Mitigate && r.treatment_plan.is_none() {
+            risks_without_plan += 1;
+        }
+        if r.residual_score.is_some() && r.accepted_by.is_none() {
+            residual_not_accepted += 1;
         }
     }
     let facts = ReadinessFacts {
         scope: !app.store.context(Some(ContextKind::Scope), None).await?.iter().all(|c| !c.active),
         policy: !app.store.current_policies().await?.is_empty(),
-        risks: numbers.len(),
+        risks: risks.len(),
         risks_without_plan,
         residual_not_accepted,
         soa_undecided: soa.iter().filter(|e| e.applicable.is_none()).count(),

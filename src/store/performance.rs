@@ -1,5 +1,7 @@
 //! Objectives and measurements (6.2, 9.1) and internal audits (9.2).
 
+use std::collections::HashMap;
+
 use super::sql::{Cells, Conn, args};
 use super::{Reader, Store, Write};
 use crate::domain::internal_audit::{Audit, AuditBody, AuditStatus};
@@ -16,35 +18,39 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T> {
     serde_json::from_str(raw).map_err(|e| Error::Internal(format!("stored {what}: {e}")))
 }
 
+const OBJECTIVE_COLUMNS: &str = "number, body, computed, owner, created_at, created_by";
+/// A measurement's columns after its objective's number.
+const MEASUREMENT_COLUMNS: &str = "objective, value, period, source, met, recorded_at, recorded_by";
+
 async fn load_objective(conn: &mut Conn<'_>, number: i64) -> Result<Option<Objective>> {
-    let Some(r) = conn
-        .fetch_optional(
-            "SELECT number, body, computed, owner, created_at, created_by FROM objectives WHERE number = $1",
-            args![number],
-        )
-        .await?
-    else {
+    let sql = format!("SELECT {OBJECTIVE_COLUMNS} FROM objectives WHERE number = $1");
+    let Some(r) = conn.fetch_optional(&sql, args![number]).await? else {
         return Ok(None);
     };
-    let sql = "SELECT value, period, source, met, recorded_at, recorded_by FROM measurements WHERE objective = $1 ORDER BY id";
-    let rows = conn.fetch_all(sql, args![number]).await?;
-    let measurements: Vec<Measurement> = rows
-        .iter()
-        .map(|m| {
-            let value: String = m.get(0)?;
-            Ok(Measurement {
-                value: value.parse().map_err(|_| Error::Internal(format!("stored measurement `{value}`")))?,
-                period: m.get(1)?,
-                source: m.get(2)?,
-                met: m.get::<i64>(3)? == 1,
-                recorded_at: m.get(4)?,
-                recorded_by: m.get(5)?,
-            })
-        })
-        .collect::<Result<_>>()?;
+    let sql = format!("SELECT {MEASUREMENT_COLUMNS} FROM measurements WHERE objective = $1 ORDER BY id");
+    let rows = conn.fetch_all(&sql, args![number]).await?;
+    let measurements = rows.iter().map(measurement_from_row).collect::<Result<_>>()?;
+    objective_from_row(&r, measurements).map(Some)
+}
+
+/// A measurement read with [`MEASUREMENT_COLUMNS`].
+fn measurement_from_row(m: &impl Cells) -> Result<Measurement> {
+    let value: String = m.get(1)?;
+    Ok(Measurement {
+        value: value.parse().map_err(|_| Error::Internal(format!("stored measurement `{value}`")))?,
+        period: m.get(2)?,
+        source: m.get(3)?,
+        met: m.get::<i64>(4)? == 1,
+        recorded_at: m.get(5)?,
+        recorded_by: m.get(6)?,
+    })
+}
+
+/// An objective read with [`OBJECTIVE_COLUMNS`], with its measurements in the order recorded.
+fn objective_from_row(r: &impl Cells, measurements: Vec<Measurement>) -> Result<Objective> {
     let body: ObjectiveBody = parse("objective", &r.get::<String>(1)?)?;
     let computed: Option<ComputedMetric> = r.get::<Option<String>>(2)?.map(|c| c.parse()).transpose()?;
-    Ok(Some(Objective {
+    Ok(Objective {
         reference: RecordRef::new(RecordKind::Objective, r.get(0)?).to_string(),
         body,
         computed,
@@ -53,7 +59,7 @@ async fn load_objective(conn: &mut Conn<'_>, number: i64) -> Result<Option<Objec
         measurements,
         created_at: r.get(4)?,
         created_by: r.get(5)?,
-    }))
+    })
 }
 
 const AUDIT_COLUMNS: &str =
@@ -184,6 +190,30 @@ impl Reader {
     pub async fn audit(&mut self, number: i64) -> Result<Option<Audit>> {
         load_audit(&mut self.conn(), number).await
     }
+
+    /// Every objective, by number, with its measurements, read at once (one statement on
+    /// PostgreSQL), whatever their number.
+    pub async fn objectives(&mut self) -> Result<Vec<Objective>> {
+        let all = format!("SELECT {OBJECTIVE_COLUMNS} FROM objectives ORDER BY number");
+        let measured = format!("SELECT {MEASUREMENT_COLUMNS} FROM measurements ORDER BY objective, id");
+        let parts = self.conn().fetch_parts(&[(&all, args![]), (&measured, args![])]).await?;
+        let [objectives, measured] = &parts[..] else {
+            return Err(Error::Internal(format!("objectives are read in 2 parts, not {}", parts.len())));
+        };
+        let mut measurements: HashMap<i64, Vec<Measurement>> = HashMap::new();
+        for m in measured {
+            measurements.entry(m.get(0)?).or_default().push(measurement_from_row(m)?);
+        }
+        objectives.iter().map(|o| objective_from_row(o, measurements.remove(&o.get(0)?).unwrap_or_default())).collect()
+    }
+
+    /// The completed audits held on or after the date `since`, by number.
+    pub async fn audits_held_since(&mut self, since: &str) -> Result<Vec<Audit>> {
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audits WHERE status = 'completed' AND audit_date >= $1 ORDER BY number"
+        );
+        self.conn().fetch_all(&sql, args![since]).await?.iter().map(audit_from_row).collect()
+    }
 }
 
 impl Store {
@@ -195,6 +225,16 @@ impl Store {
     /// The audit with this number.
     pub async fn audit(&self, number: i64) -> Result<Option<Audit>> {
         self.read().await?.audit(number).await
+    }
+
+    /// Every objective, by number, with its measurements, in one state of the database.
+    pub async fn objectives(&self) -> Result<Vec<Objective>> {
+        self.reads().await?.objectives().await
+    }
+
+    /// The completed audits held on or after the date `since`, by number.
+    pub async fn audits_held_since(&self, since: &str) -> Result<Vec<Audit>> {
+        self.read().await?.audits_held_since(since).await
     }
 
     /// Corrective actions of major nonconformities that are done or due by `today`, as

@@ -253,11 +253,6 @@ impl Store {
         self.read().await?.conn().fetch_column("SELECT number FROM objectives ORDER BY number", args![]).await
     }
 
-    /// Every risk number.
-    pub async fn risk_numbers(&self) -> Result<Vec<i64>> {
-        self.read().await?.conn().fetch_column("SELECT number FROM risks ORDER BY number", args![]).await
-    }
-
     /// Management reviews held on or after the date `since`.
     pub async fn reviews_since(&self, since: &str) -> Result<Vec<i64>> {
         self.numbers("SELECT number FROM management_reviews WHERE review_date >= $1", since).await

@@ -1,5 +1,7 @@
 //! Risk rows and their links to controls (shared with the SoA).
 
+use std::collections::HashMap;
+
 use super::sql::{Bind, Cells, Conn, Value, args};
 use super::{Reader, Store, Write};
 use crate::domain::references::{RecordKind, RecordRef};
@@ -203,12 +205,35 @@ impl Reader {
     pub async fn risk(&mut self, number: i64, m: Methodology) -> Result<Option<Risk>> {
         load_risk(&mut self.conn(), number, m).await
     }
+
+    /// Every risk, by number, read at once (one statement on PostgreSQL), whatever their number.
+    pub async fn risks(&mut self, m: Methodology) -> Result<Vec<Risk>> {
+        let all = format!("SELECT {COLUMNS} FROM risks ORDER BY number");
+        let links = "SELECT risk, control FROM risk_controls ORDER BY risk, control";
+        let parts = self.conn().fetch_parts(&[(&all, args![]), (links, args![])]).await?;
+        let [risks, links] = &parts[..] else {
+            return Err(Error::Internal(format!("risks are read in 2 parts, not {}", parts.len())));
+        };
+        let mut controls: HashMap<i64, Vec<String>> = HashMap::new();
+        for l in links {
+            controls.entry(l.get(0)?).or_default().push(l.get(1)?);
+        }
+        risks
+            .iter()
+            .map(|r| risk_from_row(r, sort_controls(controls.remove(&r.get(0)?).unwrap_or_default()), m))
+            .collect()
+    }
 }
 
 impl Store {
     /// The risk with this number, if any.
     pub async fn risk(&self, number: i64, m: Methodology) -> Result<Option<Risk>> {
         self.read().await?.risk(number, m).await
+    }
+
+    /// Every risk, by number, in one state of the database.
+    pub async fn risks(&self, m: Methodology) -> Result<Vec<Risk>> {
+        self.reads().await?.risks(m).await
     }
 }
 
