@@ -209,28 +209,38 @@ async fn suite(url: &str) {
 }
 
 /// The review inputs and the readiness check read all risks, objectives and audits at once:
-/// each must equal the record read on its own (controls and measurements with the right
-/// owner among several).
+/// each must equal the record `get_record` shows (controls, and measurements in the order
+/// recorded, with the right record among several); only completed audits held since the date
+/// count.
 async fn lists_match_records_read_one_by_one(h: &Harness) {
     fn json(v: &impl serde::Serialize) -> Value {
         serde_json::to_value(v).unwrap()
     }
     ok(h, "agent-1", "register_risk", json!({"title": "Lost laptop", "asset": "laptops", "threat": "t", "vulnerability": "v", "properties": ["confidentiality"], "likelihood": 3, "impact": 3, "owner": "bob", "treatment": "mitigate", "controls": ["A.8.1", "A.5.10"]})).await;
+    // OBJ-1's second measurement comes after OBJ-2's, and makes it met.
+    ok(h, "bob", "record_measurement", json!({"ref": "OBJ-1", "value": 0, "period": "2026-12"})).await;
+    ok(h, "amber", "record_audit", json!({"scope": {"processes": ["backup"]}, "criteria": "ISO 27001 A.8.13", "planned_date": "2027-03-01", "auditor": "amber"})).await;
     let store = &h.app.store;
+    let shown = async |reference: &str| ok(h, "amber", "get_record", json!({"ref": reference})).await["record"].clone();
     let risks = store.risks(h.app.risk).await.unwrap();
     assert_eq!(risks.len(), 4);
-    for (i, r) in risks.into_iter().enumerate() {
-        let one = store.risk(i as i64 + 1, h.app.risk).await.unwrap().unwrap();
-        assert_eq!(json(&r), json(&one));
+    for r in &risks {
+        assert_eq!(json(r), shown(&r.reference).await);
     }
     let objectives = store.objectives().await.unwrap();
-    assert_eq!(objectives.iter().map(|o| o.measurements.len()).collect::<Vec<_>>(), [1, 1, 0]);
-    for (i, o) in objectives.into_iter().enumerate() {
-        assert_eq!(json(&o), json(&store.objective(i as i64 + 1).await.unwrap().unwrap()));
+    assert_eq!(objectives.iter().map(|o| o.measurements.len()).collect::<Vec<_>>(), [2, 1, 0]);
+    assert_eq!(objectives[0].met, Some(true), "the last measurement recorded decides");
+    for o in &objectives {
+        assert_eq!(json(o), shown(&o.reference).await);
     }
     let audits = store.audits_held_since("").await.unwrap();
-    assert_eq!(audits.len(), 1);
-    assert_eq!(json(&audits[0]), json(&store.audit(1).await.unwrap().unwrap()));
+    assert_eq!(
+        audits.iter().map(|a| a.reference.as_str()).collect::<Vec<_>>(),
+        ["AUD-1"],
+        "the planned AUD-2 is not held"
+    );
+    assert_eq!(json(&audits[0]), shown("AUD-1").await);
+    assert!(store.audits_held_since("2026-11-21").await.unwrap().is_empty(), "AUD-1 was held on 2026-11-20");
 }
 
 #[tokio::test]

@@ -170,11 +170,6 @@ impl Reader {
 }
 
 impl Store {
-    /// The change request with this number, if any.
-    pub async fn change_request(&self, number: i64, policy: ChangePolicy) -> Result<Option<ChangeRequest>> {
-        self.read().await?.change_request(number, policy).await
-    }
-
     /// Change requests matching `filter`, newest first.
     pub async fn change_requests(&self, filter: &CrFilter, policy: ChangePolicy) -> Result<Vec<ChangeRequest>> {
         let now = Utc::now();

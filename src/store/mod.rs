@@ -147,7 +147,8 @@ impl Readers {
     }
 }
 
-/// A connection for reads: a pooled sqlx connection (PostgreSQL) or a native SQLite one,
+/// A connection for reads: a pooled sqlx connection (PostgreSQL), possibly holding a
+/// read-only transaction ([`Store::snapshot`]), or a native SQLite one,
 /// whose queries run in the calling task (an indexed lookup takes microseconds there, against
 /// two thread hops per statement through sqlx).
 pub(crate) enum Reader {
@@ -405,7 +406,7 @@ impl Store {
     /// Reads that must see one state of the database, sent one statement after another: on
     /// SQLite a read transaction, as [`Store::reads`] gives; on PostgreSQL a read-only
     /// `REPEATABLE READ` transaction, which costs two round trips more than `reads`. Readers
-    /// whose statements can be joined into one ([`sql::Conn::fetch_parts`]) use `reads`.
+    /// whose statements can be joined into one (`Conn::fetch_parts`) use `reads`.
     pub async fn snapshot(&self) -> Result<Snapshot> {
         let reader = match self.backend {
             Backend::Sqlite => self.reads().await?,
@@ -435,7 +436,7 @@ impl Store {
 }
 
 /// Reads that see one state of the database, from [`Store::snapshot`]; end it with
-/// [`Snapshot::finish`] (dropped, it is rolled back, which changes nothing either).
+/// [`Snapshot::finish`] (dropped, it ends without effect all the same: nothing in it writes).
 pub struct Snapshot(Reader);
 
 impl std::fmt::Debug for Snapshot {

@@ -19,8 +19,9 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T> {
 }
 
 const OBJECTIVE_COLUMNS: &str = "number, body, computed, owner, created_at, created_by";
-/// A measurement's columns after its objective's number.
-const MEASUREMENT_COLUMNS: &str = "objective, value, period, source, met, recorded_at, recorded_by";
+/// A measurement's columns: its objective's number, its fields, and its `id` (the order
+/// recorded).
+const MEASUREMENT_COLUMNS: &str = "objective, value, period, source, met, recorded_at, recorded_by, id";
 
 async fn load_objective(conn: &mut Conn<'_>, number: i64) -> Result<Option<Objective>> {
     let sql = format!("SELECT {OBJECTIVE_COLUMNS} FROM objectives WHERE number = $1");
@@ -200,11 +201,23 @@ impl Reader {
         let [objectives, measured] = &parts[..] else {
             return Err(Error::Internal(format!("objectives are read in 2 parts, not {}", parts.len())));
         };
-        let mut measurements: HashMap<i64, Vec<Measurement>> = HashMap::new();
+        // Sorted here as well: which measurement is last decides whether an objective is met,
+        // and no order should rest on how PostgreSQL aggregates a sorted subquery.
+        let mut measurements: HashMap<i64, Vec<(i64, Measurement)>> = HashMap::new();
         for m in measured {
-            measurements.entry(m.get(0)?).or_default().push(measurement_from_row(m)?);
+            measurements.entry(m.get(0)?).or_default().push((m.get(7)?, measurement_from_row(m)?));
         }
-        objectives.iter().map(|o| objective_from_row(o, measurements.remove(&o.get(0)?).unwrap_or_default())).collect()
+        let mut all = objectives
+            .iter()
+            .map(|o| {
+                let number: i64 = o.get(0)?;
+                let mut taken = measurements.remove(&number).unwrap_or_default();
+                taken.sort_unstable_by_key(|(id, _)| *id);
+                Ok((number, objective_from_row(o, taken.into_iter().map(|(_, m)| m).collect())?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        all.sort_unstable_by_key(|(number, _)| *number);
+        Ok(all.into_iter().map(|(_, o)| o).collect())
     }
 
     /// The completed audits held on or after the date `since`, by number.

@@ -218,19 +218,20 @@ impl Reader {
         for l in links {
             controls.entry(l.get(0)?).or_default().push(l.get(1)?);
         }
-        risks
+        let mut all = risks
             .iter()
-            .map(|r| risk_from_row(r, sort_controls(controls.remove(&r.get(0)?).unwrap_or_default()), m))
-            .collect()
+            .map(|r| {
+                let number: i64 = r.get(0)?;
+                Ok((number, risk_from_row(r, sort_controls(controls.remove(&number).unwrap_or_default()), m)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // By number here as well, not by how PostgreSQL aggregates a sorted subquery.
+        all.sort_unstable_by_key(|(number, _)| *number);
+        Ok(all.into_iter().map(|(_, r)| r).collect())
     }
 }
 
 impl Store {
-    /// The risk with this number, if any.
-    pub async fn risk(&self, number: i64, m: Methodology) -> Result<Option<Risk>> {
-        self.read().await?.risk(number, m).await
-    }
-
     /// Every risk, by number, in one state of the database.
     pub async fn risks(&self, m: Methodology) -> Result<Vec<Risk>> {
         self.reads().await?.risks(m).await
