@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::nonconformities::similar_candidates;
-use super::{App, Effect, Operation, request_hash};
+use super::{App, Effect, Operation, json, request_hash};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::corrective_action::{
@@ -69,10 +69,6 @@ async fn load_nc(w: &mut Write, r: RecordRef) -> Result<Nonconformity> {
 
 async fn reload(w: &mut Write, nc: &Nonconformity) -> Result<Nonconformity> {
     load_nc(w, RecordRef::parse("ref", &nc.reference)?).await
-}
-
-fn json<T: Serialize>(value: &T) -> Result<serde_json::Value> {
-    serde_json::to_value(value).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Record a nonconformity's analysis (10.2 b).

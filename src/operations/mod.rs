@@ -321,6 +321,11 @@ impl Registry {
     }
 }
 
+/// `value` as JSON; a value that cannot be (which no record type makes) is an internal error.
+pub(crate) fn json<T: Serialize>(value: &T) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
 /// SHA-256 of a request's arguments, to tell a retry from a different call under the same
 /// idempotency key.
 pub(crate) fn request_hash<T: Serialize>(input: &T) -> Result<String> {

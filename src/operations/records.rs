@@ -6,7 +6,7 @@ use chrono::{NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation};
+use super::{App, Effect, Operation, json};
 use crate::domain::access::Access;
 use crate::domain::actor::Actor;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
@@ -94,8 +94,8 @@ async fn soa_version_with_changes(reader: &mut Reader, number: i64) -> Result<Op
         n => reader.soa_version(Some(n - 1)).await?,
     };
     let changes = diff(previous.as_ref().map(|p| p.entries.as_slice()).unwrap_or_default(), &v.entries);
-    let mut value = serde_json::to_value(&v).map_err(|e| Error::Internal(e.to_string()))?;
-    value["changes"] = serde_json::to_value(changes).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut value = json(&v)?;
+    value["changes"] = json(&changes)?;
     Ok(Some(value))
 }
 
@@ -108,13 +108,13 @@ async fn review_with_actions(reader: &mut Reader, r: RecordRef, today: NaiveDate
     value["recorded_at"] = serde_json::json!(review.created_at);
     value["recorded_by"] = serde_json::json!(review.created_by);
     let actions = reader.review_actions(Some(r.number), today).await?;
-    value["actions"] = serde_json::to_value(actions).map_err(|e| Error::Internal(e.to_string()))?;
+    value["actions"] = json(&actions)?;
     Ok(Some(value))
 }
 
 /// A record read, as JSON.
 fn to_json<T: Serialize>(record: Option<T>) -> Result<Option<serde_json::Value>> {
-    record.map(serde_json::to_value).transpose().map_err(|e| Error::Internal(e.to_string()))
+    record.as_ref().map(json).transpose()
 }
 
 async fn get_record(app: Arc<App>, _actor: Actor, input: GetRecord) -> Result<RecordWithHistory> {
@@ -128,7 +128,7 @@ async fn get_record(app: Arc<App>, _actor: Actor, input: GetRecord) -> Result<Re
 pub(crate) async fn control_with_history(app: &App, control: &ControlRef) -> Result<RecordWithHistory> {
     let mut snapshot = app.store.snapshot().await?;
     let view = super::controls::control_view(app, snapshot.reader(), control).await?;
-    let record = match serde_json::to_value(view).map_err(|e| Error::Internal(e.to_string()))? {
+    let record = match json(&view)? {
         serde_json::Value::Object(m) => m,
         _ => return Err(Error::Internal("a control view is an object".into())),
     };
@@ -156,7 +156,7 @@ pub(crate) async fn record_with_history(app: &App, r: RecordRef) -> Result<Recor
 /// The JSON of a record read in full, with its change requests as a field, and its history.
 fn in_full<T: Serialize>(read: Option<InFull<T>>) -> Result<(Option<serde_json::Value>, Vec<AuditEntry>)> {
     let Some(read) = read else { return Ok((None, Vec::new())) };
-    let mut record = serde_json::to_value(&read.record).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut record = json(&read.record)?;
     let fields = record.as_object_mut().ok_or_else(|| Error::Internal("a record is a JSON object".into()))?;
     fields.insert("change_requests".into(), serde_json::json!(read.change_requests));
     Ok((Some(record), read.history))
