@@ -7,7 +7,7 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation};
+use super::{App, Effect, Operation, json};
 use crate::domain::access::{Access, oversees};
 use crate::domain::actor::{Actor, ActorKind, Role};
 use crate::domain::awareness::{Pending, Policy, check_acknowledgement, content_hash, pending, policy_id, sha256};
@@ -120,7 +120,7 @@ async fn publish_policy(app: Arc<App>, actor: Actor, input: PublishPolicy) -> Re
         roles,
     };
     let policy = w.insert_policy(&actor.name, &new).await?;
-    let detail = serde_json::to_value(&policy).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&policy)?;
     let record = format!("policy:{id}");
     w.record(Change {
         actor: &actor.name,

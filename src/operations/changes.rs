@@ -5,7 +5,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, request_hash};
+use super::{App, Effect, Operation, json, request_hash};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::change::{
@@ -177,7 +177,7 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
     let change_request = w
         .insert_change_request(&actor.name, input.kind, status, (nc_number, ca.map(|c| c.number)), &body, app.change)
         .await?;
-    let detail = serde_json::to_value(&change_request).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&change_request)?;
     w.record(Change {
         actor: &actor.name,
         operation: OP,
@@ -237,7 +237,7 @@ async fn save(
     let r = RecordRef::parse("ref", &cr.reference)?;
     w.update_change_request(&actor.name, r.number, cr.version, u).await?;
     let now = w.change_request(r.number, app.change).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
-    let detail = serde_json::to_value(&now).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&now)?;
     w.record(Change { actor: &actor.name, operation: op, record: &now.reference, event, detail: &detail });
     Ok(now)
 }

@@ -6,7 +6,7 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation};
+use super::{App, Effect, Operation, json};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::competence::{
@@ -72,7 +72,7 @@ async fn set_requirements(app: Arc<App>, actor: Actor, input: SetRequirements) -
         .into_iter()
         .map(|(competency, description)| Requirement { role: input.role, competency, description })
         .collect();
-    let detail = serde_json::to_value(&requirements).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&requirements)?;
     let record = format!("role:{}", input.role);
     w.record(Change {
         actor: &actor.name,
@@ -152,7 +152,7 @@ async fn record_competence(app: Arc<App>, actor: Actor, input: RecordCompetence)
         recorded_by: actor.name.clone(),
     };
     w.insert_competence(&record).await?;
-    let detail = serde_json::to_value(&record).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&record)?;
     let reference = format!("actor:{}", subject.name);
     w.record(Change {
         actor: &actor.name,

@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation};
+use super::{App, Effect, Operation, json};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::management_review::{Check, ContextItem, ContextKind, ReadinessFacts, ReviewAction, readiness};
@@ -75,7 +75,7 @@ async fn record_context(app: Arc<App>, actor: Actor, input: RecordContext) -> Re
         changed_by: actor.name.clone(),
     };
     w.upsert_context(&item).await?;
-    let detail = serde_json::to_value(&item).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&item)?;
     let record = format!("context:{}:{}", item.kind.as_str(), item.name);
     w.record(Change {
         actor: &actor.name,

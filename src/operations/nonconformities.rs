@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::corrective_action::CLOSE_NONCONFORMITY;
-use super::{App, Effect, Operation, request_hash};
+use super::{App, Effect, Operation, json, request_hash};
 use crate::domain::access::Access;
 use crate::domain::actor::Actor;
 use crate::domain::nonconformity::{NcStatus, NewNonconformity, Nonconformity, Severity, Source};
@@ -188,7 +188,7 @@ pub(super) async fn insert_logged(
     audit: Option<i64>,
 ) -> Result<Nonconformity> {
     let nonconformity = w.insert_nonconformity(actor, nc, &matches.similar, &matches.recurrence_of, audit).await?;
-    let mut detail = serde_json::to_value(&nonconformity).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut detail = json(&nonconformity)?;
     if let Some(a) = audit {
         detail["audit"] = serde_json::json!(RecordRef::new(RecordKind::Audit, a).to_string());
     }

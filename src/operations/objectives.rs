@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::awareness::awareness_figures;
-use super::{App, Effect, Operation};
+use super::{App, Effect, Operation, json};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::objective::{
@@ -72,7 +72,7 @@ async fn define_objective(app: Arc<App>, actor: Actor, input: DefineObjective) -
     }
     let mut w = app.store.begin_write().await?;
     let objective = w.insert_objective(&actor.name, &body, input.computed, &owner).await?;
-    let detail = serde_json::to_value(&objective).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&objective)?;
     w.record(Change {
         actor: &actor.name,
         operation: "define_objective",
@@ -150,7 +150,7 @@ async fn record_measurement(app: Arc<App>, actor: Actor, input: RecordMeasuremen
         recorded_by: actor.name.clone(),
     };
     w.insert_measurement(r.number, &m).await?;
-    let detail = serde_json::to_value(&m).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&m)?;
     w.record(Change {
         actor: &actor.name,
         operation: "record_measurement",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, request_hash};
+use super::{App, Effect, Operation, json, request_hash};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::Actor;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
@@ -139,7 +139,7 @@ async fn register_risk(app: Arc<App>, actor: Actor, input: RegisterRisk) -> Resu
         return Ok(RiskResult { risk, replayed: true });
     }
     let risk = w.insert_risk(&actor.name, &fields, app.risk).await?;
-    let detail = serde_json::to_value(&risk).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&risk)?;
     w.record(Change {
         actor: &actor.name,
         operation: OP,
@@ -296,7 +296,7 @@ async fn update_risk(app: Arc<App>, actor: Actor, input: UpdateRisk) -> Result<R
     w.update_risk(&actor.name, r.number, input.version, &f).await?;
     let risk = load(&mut w, &app, r).await?;
     let event = if input.accept_residual { "risk.residual_accepted" } else { "risk.updated" };
-    let detail = serde_json::to_value(&risk).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&risk)?;
     w.record(Change { actor: &actor.name, operation: OP, record: &risk.reference, event, detail: &detail });
     w.commit().await?;
     Ok(RiskResult { risk, replayed: false })

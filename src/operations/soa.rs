@@ -7,7 +7,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation};
+use super::{App, Effect, Operation, json};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
@@ -180,7 +180,7 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
         .into_iter()
         .find(|e| e.control == control.as_str())
         .ok_or_else(|| Error::Internal(format!("{control} missing from the SoA")))?;
-    let detail = serde_json::to_value(&entry).map_err(|e| Error::Internal(e.to_string()))?;
+    let detail = json(&entry)?;
     let record = format!("soa:{control}");
     w.record(Change {
         actor: &actor.name,
