@@ -17,7 +17,9 @@
 //! 4. aggregates at scale: a generator seeded with 27001 writes a valid ISMS directly with SQL
 //!    (100,000 nonconformities in every 10.2 state, 100,000 corrective actions, 1,000,000
 //!    audit-trail entries on a valid SHA-256 chain made with `isms::domain::audit::entry_hash`,
-//!    chain head and counters set so the server numbers on); then `list_nonconformities` with
+//!    chain head and counters set so the server numbers on), then the registers through the
+//!    operations (every SoA decision, 300 risks, 30 objectives with 12 measurements each, 24
+//!    audits, 40 change requests, 12 context entries; see [`Registers`]); then `list_nonconformities` with
 //!    filters, `get_management_review_inputs` and `verify_audit_trail` are timed in-process
 //!    (p50 of a few runs);
 //! 5. memory of `isms serve`: VmRSS when idle after start, VmHWM after the 16-client load;
@@ -61,7 +63,7 @@ use tokio::runtime::Runtime;
 /// Seed of the data-set generator.
 const SEED: u64 = 27001;
 /// Part of the cache key: bumped whenever the generator changes what it writes.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 /// Age after which a cached data set is generated again.
 const CACHE_DAYS: u64 = 7;
 /// The tools timed per call; the last is the durable write.
@@ -482,12 +484,18 @@ async fn aggregates(app: &Arc<App>, registry: &Registry, label: &str, budget: &B
             "list_nonconformities" => format!("{} items", out["items"].as_array().map_or(0, Vec::len)),
             "get_management_review_inputs" => {
                 let nc = &out["d_performance"]["nonconformities"];
+                let count = |v: &Value| v.as_array().map_or(0, Vec::len);
+                let performance = &out["d_performance"];
                 format!(
-                    "{} logged, {} closed, {} open, {} actions overdue; {} KB of JSON",
+                    "{} logged, {} closed, {} open, {} actions overdue; {} risks, {} measurements, {} audits; \
+                     {} KB of JSON",
                     nc["totals"]["logged"],
                     nc["totals"]["closed"],
                     nc["open"],
                     nc["totals"]["actions_overdue"],
+                    out["f_risks"]["total"],
+                    count(&performance["measurements"]),
+                    count(&performance["audits"]),
                     out.to_string().len() / 1000
                 )
             }
@@ -1003,9 +1011,10 @@ fn seed_actors() -> Vec<(String, &'static str, &'static str)> {
     actors
 }
 
-/// Decides every nonconformity, its actions and its dated steps: `entries` audit entries in
-/// all (with the actors' own), a tenth as many nonconformities and as many actions.
-fn plan_seed(rng: &mut StdRng, entries: usize, actors: usize, now: i64) -> Vec<SeedNc> {
+/// Decides every nonconformity, its actions and its dated steps: a tenth of `entries` as many
+/// nonconformities and as many actions, whose steps fill the audit trail up to `entries` less
+/// the `reserved` entries others make (the actors' registration, the registers).
+fn plan_seed(rng: &mut StdRng, entries: usize, reserved: usize, now: i64) -> Vec<SeedNc> {
     let (ncs, cas) = (entries / 10, entries / 10);
     let span = 3 * 365 * DAY;
     let slot = span / ncs as i64;
@@ -1112,7 +1121,7 @@ fn plan_seed(rng: &mut StdRng, entries: usize, actors: usize, now: i64) -> Vec<S
 
     // Progress notes fill the trail up to `entries`.
     let base: usize = out.iter().map(|nc| steps_of(nc).len()).sum();
-    let padding = entries.checked_sub(actors + base).expect("the scale leaves room for the lifecycle entries");
+    let padding = entries.checked_sub(reserved + base).expect("the scale leaves room for the lifecycle entries");
     let eligible: Vec<(usize, usize)> = out
         .iter()
         .enumerate()
@@ -1361,7 +1370,8 @@ async fn seed(url: &str, entries: usize) {
     let mut rng = StdRng::seed_from_u64(SEED);
     let now = Utc::now().timestamp_micros() - DAY;
     let actors = seed_actors();
-    let mut ncs = plan_seed(&mut rng, entries, actors.len(), now);
+    let registers = Registers::for_scale(entries);
+    let mut ncs = plan_seed(&mut rng, entries, registers.entries() + actors.len(), now);
 
     // The trail in time order; actions are numbered as they are planned.
     let mut events: Vec<(i64, u32, u16)> = ncs
@@ -1469,13 +1479,217 @@ async fn seed(url: &str, entries: usize) {
     loader.execute("UPDATE counters SET last = $1 WHERE kind = 'NC'", vec![int(ncs.len() as i64)]).await;
     loader.execute("UPDATE counters SET last = $1 WHERE kind = 'CA'", vec![int(next_ca)]).await;
     loader.finish(url).await;
+    registers.write(url, &mut rng).await;
+    let store = Store::open(url).await.expect("open the seeded store");
+    let report = store.verify_chain().await.expect("count the entries");
+    store.close().await;
+    assert!(report.intact, "the registers' entries extend the generated chain: {:?}", report.problem);
+    assert_eq!(report.entries_checked as usize, entries, "the registers made as many audit entries as planned");
     println!(
-        "generated {} nonconformities, {} corrective actions, {} audit-trail entries in {:.1} s (seed {SEED})",
+        "generated {} nonconformities, {} corrective actions, {} audit-trail entries ({} of them by the \
+         registers' operations) in {:.1} s (seed {SEED})",
         thousands(ncs.len() as f64),
         thousands(next_ca as f64),
-        thousands(entries_written as f64),
+        thousands(report.entries_checked as f64),
+        thousands(registers.entries() as f64),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The registers beside the nonconformities, written through the operations themselves (so
+/// their rules, numbering and audit entries are the server's own) after the generated trail:
+/// every SoA decision, risks (some with residual risk, some of those accepted), objectives
+/// with monthly measurements, internal audits held in the review period and planned after it,
+/// change requests and context entries. Their audit entries count towards the data set's.
+struct Registers {
+    risks: usize,
+    accepted: usize,
+    objectives: usize,
+    measurements: usize,
+    audits_held: usize,
+    audits_planned: usize,
+    change_requests: usize,
+    context: usize,
+}
+
+impl Registers {
+    /// The registers of a data set of `entries` audit-trail entries: an organisation's worth
+    /// at full scale, a handful for the smoke run.
+    fn for_scale(entries: usize) -> Self {
+        if entries >= 100_000 {
+            Registers {
+                risks: 300,
+                accepted: 60,
+                objectives: 30,
+                measurements: 12,
+                audits_held: 20,
+                audits_planned: 4,
+                change_requests: 40,
+                context: 12,
+            }
+        } else {
+            Registers {
+                risks: 6,
+                accepted: 2,
+                objectives: 2,
+                measurements: 3,
+                audits_held: 2,
+                audits_planned: 1,
+                change_requests: 2,
+                context: 2,
+            }
+        }
+    }
+
+    /// The audit-trail entries they make: one per call, two for an audit recorded as held
+    /// (planned, then completed).
+    fn entries(&self) -> usize {
+        let soa = catalog().controls().len();
+        soa + self.risks
+            + self.accepted
+            + self.objectives * (1 + self.measurements)
+            + 2 * self.audits_held
+            + self.audits_planned
+            + self.change_requests
+            + self.context
+    }
+
+    /// Writes them into the seeded database at `url`, deciding every choice with `rng`.
+    async fn write(&self, url: &str, rng: &mut StdRng) {
+        let store = Store::open(url).await.expect("open the seeded store");
+        let app = Arc::new(App::new(store.clone()));
+        let registry = Registry::new();
+        let call = async |tool: &str, who: &str, role: Role, args: Value| -> Value {
+            let kind = if role == Role::Agent { ActorKind::Agent } else { ActorKind::Human };
+            let actor = Actor { name: who.into(), kind, role };
+            registry
+                .get(tool)
+                .expect("tool")
+                .call(app.clone(), actor, args)
+                .await
+                .unwrap_or_else(|e| panic!("{tool} while seeding: {e}"))
+        };
+        let agent = |rng: &mut StdRng| format!("agent-{:02}", rng.random_range(1..=16));
+        let controls: Vec<&'static str> = catalog().controls().iter().map(|c| c.reference.as_str()).collect();
+        let today = Utc::now().date_naive();
+
+        for (k, control) in controls.iter().enumerate() {
+            let mut args = json!({"control": control, "version": 0, "owner": agent(rng)});
+            if k % 15 == 14 {
+                args["applicable"] = json!(false);
+                args["justification"] = json!("No such activity within the ISMS scope.");
+                args["risk_assessment"] = json!("The 2026 risk assessment found no risk this control would treat.");
+            } else {
+                let (status, evidence_age) =
+                    *[("implemented", 30), ("implemented", 500), ("partially_implemented", 60), ("planned", 0)]
+                        .choose(rng)
+                        .unwrap();
+                args["applicable"] = json!(true);
+                args["status"] = json!(status);
+                args["justification"] = json!("Required by the risk assessment and customer contracts.");
+                if status != "planned" {
+                    args["implementation"] = json!(format!("Implemented by the platform team for {control}."));
+                    let dated = date(today - Days::new(evidence_age));
+                    args["evidence"] = json!([{"ref": format!("https://wiki.example.com/{control}"), "date": dated}]);
+                }
+            }
+            call("update_soa_entry", "admin", Role::IsmsManager, args).await;
+        }
+
+        for r in 0..self.risks {
+            let (likelihood, impact) = (rng.random_range(1..=5), rng.random_range(1..=5));
+            let treatment = pick(rng, &[("mitigate", 6), ("accept", 2), ("avoid", 1), ("transfer", 1)]);
+            let count = rng.random_range(1..=3);
+            let cited = rand::seq::index::sample(rng, controls.len(), count);
+            let (subject, place) = (*SUBJECTS.choose(rng).unwrap(), *PLACES.choose(rng).unwrap());
+            let mut args = json!({
+                "title": format!("{subject} exposed in the {place}"),
+                "asset": place,
+                "threat": format!("An attacker obtains the {subject}"),
+                "vulnerability": format!("The {subject} is handled by hand"),
+                "properties": ["confidentiality", "integrity"],
+                "likelihood": likelihood,
+                "impact": impact,
+                "owner": agent(rng),
+                "treatment": treatment,
+                "controls": cited.into_iter().map(|i| controls[i]).collect::<Vec<_>>(),
+            });
+            if r < self.accepted || rng.random_bool(0.3) {
+                args["residual_likelihood"] = json!((likelihood - 1).max(1));
+                args["residual_impact"] = json!(impact);
+            }
+            let risk = call("register_risk", &agent(rng), Role::Agent, args).await;
+            if r < self.accepted {
+                let accept =
+                    json!({"ref": risk["risk"]["ref"], "version": risk["risk"]["version"], "accept_residual": true});
+                call("update_risk", "admin", Role::IsmsManager, accept).await;
+            }
+        }
+
+        for o in 0..self.objectives {
+            let target = rng.random_range(80..=99);
+            let defined = json!({
+                "statement": format!("Keep control area {o} effective"),
+                "metric": format!("Share of checks passed in area {o}"),
+                "target": target,
+                "comparator": "at_least",
+                "unit": "%",
+                "frequency": "monthly",
+                "owner": "admin",
+            });
+            let objective = call("define_objective", "admin", Role::IsmsManager, defined).await;
+            for m in (0..self.measurements as u64).rev() {
+                let period = today.checked_sub_months(chrono::Months::new(m as u32)).expect("a month in range");
+                let measured = json!({
+                    "ref": objective["objective"]["ref"],
+                    "period": period.format("%Y-%m").to_string(),
+                    "value": rng.random_range(70..=100),
+                    "source": "monthly compliance scan",
+                });
+                call("record_measurement", &agent(rng), Role::Agent, measured).await;
+            }
+        }
+
+        for a in 0..self.audits_held + self.audits_planned {
+            let scope = json!({"controls": [controls[rng.random_range(0..controls.len())]], "processes": ["change management"]});
+            let mut args =
+                json!({"scope": scope, "criteria": "ISO/IEC 27001:2022 clauses 4 to 10 and the access policy"});
+            if a < self.audits_held {
+                args["audit_date"] = json!(date(today - Days::new(rng.random_range(1..80))));
+                args["auditor"] = json!(format!("auditor-{}", 1 + a % 2));
+                args["auditees"] = json!([agent(rng)]);
+                args["conclusion"] = json!("Conforms; two observations were discussed with the auditees.");
+            } else {
+                args["planned_date"] = json!(date(today + Days::new(rng.random_range(10..120))));
+            }
+            call("record_audit", "auditor-1", Role::Auditor, args).await;
+        }
+
+        for c in 0..self.change_requests {
+            let args = json!({
+                "title": format!("Rotate the {} of the {}", SUBJECTS[c % SUBJECTS.len()], PLACES[c % PLACES.len()]),
+                "description": "Replace the credential and update the services that use it.",
+                "purpose": "Reduce exposure after a finding.",
+                "consequences": "A short restart of the dependent services.",
+                "type": pick(rng, &[("standard", 3), ("normal", 6), ("emergency", 1)]),
+                "implementation_plan": "Issue the new credential, deploy, revoke the old one.",
+                "rollback_plan": "Restore the previous credential from the vault.",
+                "controls": [controls[rng.random_range(0..controls.len())]],
+            });
+            call("raise_change_request", &agent(rng), Role::Agent, args).await;
+        }
+
+        for k in 0..self.context {
+            let kind = ["interested_party", "internal_issue", "external_issue"][k % 3];
+            let mut args = json!({"kind": kind, "name": format!("{kind} {k}"), "description": "Named in the 2026 context review."});
+            if kind == "interested_party" {
+                args["expectations"] = json!("Timely notice of incidents affecting their data.");
+                args["feedback"] = json!("Asked for quarterly security reports.");
+            }
+            call("record_context", "admin", Role::IsmsManager, args).await;
+        }
+        store.close().await;
+    }
 }
 
 /// The newest SQLite migration, by its number: part of the cache key, so a data set is
