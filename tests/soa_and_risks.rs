@@ -240,6 +240,28 @@ async fn suite(url: &str) {
     )
     .await;
 
+    // A control's entry read on its own (a `ref` query, get_record) is the one the whole SoA
+    // shows, its risks in number order.
+    let third = with(json!({"title": "Keys in tickets", "controls": ["A.8.12", "A.8.24"]}));
+    assert_eq!(ok(&h, "agent-1", "register_risk", third).await["risk"]["ref"], "RISK-3");
+    let whole = ok(&h, "amber", "query_controls", json!({"limit": 93})).await;
+    assert_eq!(whole["total"], 93);
+    for found in whole["controls"].as_array().unwrap() {
+        let c = found["ref"].as_str().unwrap();
+        let one = ok(&h, "amber", "query_controls", json!({"ref": c})).await;
+        assert_eq!(one["controls"][0]["ref"], c);
+        assert_eq!(one["controls"][0]["soa"], found["soa"], "{c} read on its own");
+        let record = ok(&h, "amber", "get_record", json!({"ref": c})).await["record"]["soa"].clone();
+        for field in ["applicable", "status", "owner", "risks", "untraceable", "stale_evidence", "version"] {
+            assert_eq!(record[field], found["soa"][field], "{c}'s {field} in get_record");
+        }
+    }
+    let risks_of =
+        |c: &str| whole["controls"].as_array().unwrap().iter().find(|f| f["ref"] == c).unwrap()["soa"]["risks"].clone();
+    assert_eq!(risks_of("A.8.12"), json!(["RISK-1", "RISK-3"]));
+    assert_eq!(risks_of("A.8.24"), json!(["RISK-1", "RISK-3"]));
+    assert_eq!(risks_of("A.7.2"), json!(["RISK-2"]));
+
     assert_eq!(ok(&h, "amber", "verify_audit_trail", json!({})).await["intact"], true);
     h.app.store.close().await;
 }

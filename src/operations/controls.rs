@@ -105,11 +105,7 @@ pub struct ControlDetail {
 /// The control and its SoA entry, as get_record and `isms://controls/{ref}` show it, read
 /// through `reader`.
 pub(crate) async fn control_view(app: &App, reader: &mut Reader, control: &ControlRef) -> Result<ControlDetail> {
-    let soa = reader.soa(Utc::now().date_naive(), app.evidence_max_age_days).await?;
-    let entry = soa
-        .into_iter()
-        .find(|e| e.control == control.as_str())
-        .ok_or_else(|| Error::Internal(format!("{control} missing from the SoA")))?;
+    let entry = reader.soa_entry(control.as_str(), Utc::now().date_naive(), app.evidence_max_age_days).await?;
     let c =
         catalog().control(control.as_str()).ok_or_else(|| Error::Internal(format!("{control} not in catalogue")))?;
     Ok(ControlDetail { control: c.clone(), soa: entry })
@@ -170,7 +166,12 @@ async fn query_controls(app: Arc<App>, _actor: Actor, input: QueryControls) -> R
             Some(r.to_string())
         }
     };
-    let soa = app.store.soa(Utc::now().date_naive(), app.evidence_max_age_days).await?;
+    // One candidate (the usual `ref` query) needs its own entry only.
+    let today = Utc::now().date_naive();
+    let soa = match found.as_slice() {
+        [one] => vec![app.store.soa_entry(&one.reference, today, app.evidence_max_age_days).await?],
+        _ => app.store.soa(today, app.evidence_max_age_days).await?,
+    };
     let entry_of = |c: &Control| soa.iter().find(|e| e.control == c.reference);
     let found: Vec<(&Control, &SoaEntry)> = found
         .into_iter()

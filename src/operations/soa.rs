@@ -120,11 +120,7 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
 
     let mut w = app.store.begin_write().await?;
     check_evidence(&fields.evidence, w.now().date_naive())?;
-    let current = w.soa(app.evidence_max_age_days).await?;
-    let entry = current
-        .iter()
-        .find(|e| e.control == control.as_str())
-        .ok_or_else(|| Error::Internal(format!("{control} missing from the SoA")))?;
+    let entry = w.soa_entry(control.as_str(), app.evidence_max_age_days).await?;
     if input.version != entry.version {
         return Err(Error::Conflict {
             reference: format!("the SoA entry of {control}"),
@@ -174,12 +170,7 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
     if let Some(numbers) = &risk_numbers {
         w.set_control_risks(control.as_str(), numbers).await?;
     }
-    let entry = w
-        .soa(app.evidence_max_age_days)
-        .await?
-        .into_iter()
-        .find(|e| e.control == control.as_str())
-        .ok_or_else(|| Error::Internal(format!("{control} missing from the SoA")))?;
+    let entry = w.soa_entry(control.as_str(), app.evidence_max_age_days).await?;
     let detail = json(&entry)?;
     let record = format!("soa:{control}");
     w.record(Change {

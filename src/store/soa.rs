@@ -52,31 +52,48 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
-async fn load_soa(conn: &mut Conn<'_>, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
-    // The decided entries and the risk links in one statement (one round trip on PostgreSQL):
-    // an entry's row has no risk, a link's row only its control and risk.
-    let rows = conn
-        .fetch_all(
-            "SELECT control, applicable, justification, status, implementation, owner, evidence, requirement, \
-             risk_assessment, version, updated_at, updated_by, NULL AS risk FROM soa_entries \
-             UNION ALL SELECT control, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, risk \
-             FROM risk_controls ORDER BY risk",
-            args![],
-        )
-        .await?;
+/// The SoA as it stands, in catalogue order: every control's entry, or with `only` that
+/// control's alone. Each decided entry is one row, and each control's risk links one more
+/// (aggregated in the database), in one statement: one round trip on PostgreSQL.
+async fn load_soa(
+    conn: &mut Conn<'_>,
+    today: NaiveDate,
+    max_age_days: u64,
+    only: Option<&str>,
+) -> Result<Vec<SoaEntry>> {
+    const ALL: &str = "SELECT control, applicable, justification, status, implementation, owner, evidence, \
+        requirement, risk_assessment, version, updated_at, updated_by, NULL AS risks FROM soa_entries \
+        UNION ALL SELECT control, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+        string_agg(CAST(risk AS TEXT), ',') FROM risk_controls GROUP BY control";
+    const ONE: &str = "SELECT control, applicable, justification, status, implementation, owner, evidence, \
+        requirement, risk_assessment, version, updated_at, updated_by, NULL AS risks FROM soa_entries \
+        WHERE control = $1 \
+        UNION ALL SELECT control, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+        string_agg(CAST(risk AS TEXT), ',') FROM risk_controls WHERE control = $1 GROUP BY control";
+    let rows = match only {
+        None => conn.fetch_all(ALL, args![]).await?,
+        Some(control) => conn.fetch_all(ONE, args![control]).await?,
+    };
     let mut risks: HashMap<String, Vec<String>> = HashMap::new();
     let mut stored: HashMap<String, &Row> = HashMap::new();
     for r in &rows {
-        match r.get::<Option<i64>>(12)? {
-            Some(risk) => risks.entry(r.get(0)?).or_default().push(RecordRef::new(RecordKind::Risk, risk).to_string()),
+        match r.get::<Option<String>>(12)? {
+            Some(linked) => {
+                let mut numbers = linked
+                    .split(',')
+                    .map(|n| n.parse().map_err(|e| Error::Internal(format!("stored risk link `{n}`: {e}"))))
+                    .collect::<Result<Vec<i64>>>()?;
+                numbers.sort_unstable();
+                let refs = numbers.into_iter().map(|n| RecordRef::new(RecordKind::Risk, n).to_string()).collect();
+                risks.insert(r.get(0)?, refs);
+            }
             None => {
                 stored.insert(r.get(0)?, r);
             }
         }
     }
-    catalog()
-        .controls()
-        .iter()
+    let controls = catalog().controls().iter().filter(|c| only.is_none_or(|o| c.reference == o));
+    controls
         .map(|c| {
             let linked = risks.remove(&c.reference).unwrap_or_default();
             let Some(r) = stored.get(&c.reference) else {
@@ -126,6 +143,14 @@ async fn load_soa(conn: &mut Conn<'_>, today: NaiveDate, max_age_days: u64) -> R
         .collect()
 }
 
+/// One control's SoA entry (`control` must be in the catalogue).
+async fn load_entry(conn: &mut Conn<'_>, today: NaiveDate, max_age_days: u64, control: &str) -> Result<SoaEntry> {
+    load_soa(conn, today, max_age_days, Some(control))
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal(format!("{control} is not in the catalogue")))
+}
+
 async fn load_version(conn: &mut Conn<'_>, number: Option<i64>) -> Result<Option<SoaVersion>> {
     const COLUMNS: &str = "SELECT number, approved_at, approved_by, note, entries FROM soa_versions";
     let row = match number {
@@ -142,7 +167,13 @@ impl Write {
     /// The whole SoA as it stands inside this write.
     pub async fn soa(&mut self, max_age_days: u64) -> Result<Vec<SoaEntry>> {
         let today = self.now().date_naive();
-        load_soa(&mut self.conn(), today, max_age_days).await
+        load_soa(&mut self.conn(), today, max_age_days, None).await
+    }
+
+    /// One control's SoA entry inside this write.
+    pub async fn soa_entry(&mut self, control: &str, max_age_days: u64) -> Result<SoaEntry> {
+        let today = self.now().date_naive();
+        load_entry(&mut self.conn(), today, max_age_days, control).await
     }
 
     /// The latest approved version, inside this write.
@@ -216,7 +247,12 @@ impl Write {
 impl Reader {
     /// The whole SoA as it stands: 93 entries in catalogue order, undecided ones empty.
     pub async fn soa(&mut self, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
-        load_soa(&mut self.conn(), today, max_age_days).await
+        load_soa(&mut self.conn(), today, max_age_days, None).await
+    }
+
+    /// One control's SoA entry as it stands (`control` must be in the catalogue).
+    pub async fn soa_entry(&mut self, control: &str, today: NaiveDate, max_age_days: u64) -> Result<SoaEntry> {
+        load_entry(&mut self.conn(), today, max_age_days, control).await
     }
 
     /// An approved version, or the latest one with `None`.
@@ -229,6 +265,11 @@ impl Store {
     /// The whole SoA as it stands: 93 entries in catalogue order, undecided ones empty.
     pub async fn soa(&self, today: NaiveDate, max_age_days: u64) -> Result<Vec<SoaEntry>> {
         self.read().await?.soa(today, max_age_days).await
+    }
+
+    /// One control's SoA entry as it stands (`control` must be in the catalogue).
+    pub async fn soa_entry(&self, control: &str, today: NaiveDate, max_age_days: u64) -> Result<SoaEntry> {
+        self.read().await?.soa_entry(control, today, max_age_days).await
     }
 
     /// An approved version, or the latest one with `None`.
