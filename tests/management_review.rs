@@ -130,6 +130,11 @@ async fn suite(url: &str) {
     assert_eq!(nc["logged"], json!(["NC-1", "NC-2", "NC-3", "NC-4"]));
     assert_eq!(nc["totals"], json!({"logged": 4, "closed": 1, "actions_done": 1, "actions_overdue": 1}));
     assert_eq!(nc["by_severity"], json!({"major": 1, "minor": 2, "observation": 1}));
+    let logged_at = ok(&h, "amber", "get_record", json!({"ref": "NC-1"})).await["record"]["created_at"].clone();
+    let month = logged_at.as_str().unwrap()[..7].to_owned();
+    let by_month = nc["by_month"].as_object().unwrap();
+    assert!(by_month.contains_key(&month), "{by_month:?}");
+    assert_eq!(by_month.values().map(|n| n.as_u64().unwrap()).sum::<u64>(), 4, "every one counted in its month");
     assert_eq!(nc["closed"], json!(["NC-3"]));
     assert_eq!(nc["open"], 3);
     assert_eq!(nc["actions_done"], json!(["CA-1"]));

@@ -17,7 +17,7 @@ use crate::domain::risk::{RiskLevel, Treatment};
 use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
 use crate::domain::time::{date, parse_date, stamp};
 use crate::error::{Error, Result};
-use crate::store::Change;
+use crate::store::{Change, NcFacts};
 
 pub(super) fn operations() -> Vec<Operation> {
     const LEADERS: Access = Access::Only(&[Role::IsmsManager, Role::TopManagement]);
@@ -242,13 +242,19 @@ pub struct ReviewInputs {
 }
 
 /// The last (newest) [`MAX_REFS`] of `refs`, which are in record order.
-fn newest(mut refs: Vec<String>) -> Vec<String> {
-    refs.drain(..refs.len().saturating_sub(MAX_REFS));
-    refs
+fn newest(kind: RecordKind, numbers: &[i64]) -> Vec<String> {
+    refs(kind, &numbers[numbers.len().saturating_sub(MAX_REFS)..])
 }
 
-fn refs(kind: RecordKind, numbers: Vec<i64>) -> Vec<String> {
-    numbers.into_iter().map(|n| RecordRef::new(kind, n).to_string()).collect()
+fn refs(kind: RecordKind, numbers: &[i64]) -> Vec<String> {
+    numbers.iter().map(|n| RecordRef::new(kind, *n).to_string()).collect()
+}
+
+/// The numbers of the groups of `facts` that `keep` keeps, in order.
+fn numbers_of(facts: &[NcFacts], keep: impl Fn(&NcFacts) -> bool) -> Vec<i64> {
+    let mut numbers: Vec<i64> = facts.iter().filter(|f| keep(f)).flat_map(|f| f.numbers.iter().copied()).collect();
+    numbers.sort_unstable();
+    numbers
 }
 
 /// Computes the 9.3.2 inputs for the period from `since` to today.
@@ -287,27 +293,27 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         store.actions_done_since(&since_stamp),
         store.actions_overdue(&today_day),
     )?;
-    let mut by_severity = BTreeMap::new();
-    let mut by_month = BTreeMap::new();
+    let (mut by_severity, mut by_month) = (BTreeMap::new(), BTreeMap::new());
     for f in &logged {
-        *by_severity.entry(f.severity.clone()).or_insert(0) += 1;
-        *by_month.entry(f.created_at.get(..7).unwrap_or_default().to_owned()).or_insert(0) += 1;
+        *by_severity.entry(f.severity.clone()).or_insert(0) += f.numbers.len();
+        *by_month.entry(f.month.clone()).or_insert(0) += f.numbers.len();
     }
+    let logged_numbers = numbers_of(&logged, |_| true);
     let totals = NcTotals {
-        logged: logged.len(),
+        logged: logged_numbers.len(),
         closed: closed.len(),
         actions_done: actions_done.len(),
         actions_overdue: actions_overdue.len(),
     };
     let nonconformities = NcTrend {
         totals,
-        logged: newest(logged.iter().map(|f| f.reference.clone()).collect()),
+        logged: newest(RecordKind::Nonconformity, &logged_numbers),
         by_severity,
         by_month,
-        closed: newest(refs(RecordKind::Nonconformity, closed)),
+        closed: newest(RecordKind::Nonconformity, &closed),
         open: usize::try_from(open).unwrap_or(0),
-        actions_done: newest(refs(RecordKind::CorrectiveAction, actions_done)),
-        actions_overdue: newest(refs(RecordKind::CorrectiveAction, actions_overdue)),
+        actions_done: newest(RecordKind::CorrectiveAction, &actions_done),
+        actions_overdue: newest(RecordKind::CorrectiveAction, &actions_overdue),
     };
 
     let mut measurements = Vec::new();
@@ -387,12 +393,12 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
             objectives_unmeasured: unmeasured,
         },
         e_feedback: Feedback {
-            complaints: logged.iter().filter(|f| f.source == "complaint").map(|f| f.reference.clone()).collect(),
+            complaints: refs(RecordKind::Nonconformity, &numbers_of(&logged, |f| f.source == "complaint")),
             parties: parties.into_iter().filter(|p| p.feedback.is_some()).collect(),
         },
         f_risks: risk,
         g_opportunities: Opportunities {
-            observations: logged.iter().filter(|f| f.severity == "observation").map(|f| f.reference.clone()).collect(),
+            observations: refs(RecordKind::Nonconformity, &numbers_of(&logged, |f| f.severity == "observation")),
             changes_needing_updates,
             stale_evidence: soa.iter().filter(|e| e.stale_evidence).map(|e| e.control.clone()).collect(),
             untraceable: soa.iter().filter(|e| e.untraceable).map(|e| e.control.clone()).collect(),
@@ -614,10 +620,28 @@ mod tests {
 
     #[test]
     fn review_lists_keep_the_newest_references() {
-        let many = refs(RecordKind::Nonconformity, (1..=250).collect());
-        let kept = newest(many);
+        let many: Vec<i64> = (1..=250).collect();
+        let kept = newest(RecordKind::Nonconformity, &many);
         assert_eq!(kept.len(), MAX_REFS);
         assert_eq!((kept[0].as_str(), kept[MAX_REFS - 1].as_str()), ("NC-151", "NC-250"));
-        assert_eq!(newest(vec!["NC-1".into()]), ["NC-1"]);
+        assert_eq!(newest(RecordKind::CorrectiveAction, &[1]), ["CA-1"]);
+    }
+
+    #[test]
+    fn grouped_findings_merge_in_number_order() {
+        let group = |severity: &str, source: &str, month: &str, numbers: &[i64]| NcFacts {
+            severity: severity.into(),
+            source: source.into(),
+            month: month.into(),
+            numbers: numbers.to_vec(),
+        };
+        let facts = [
+            group("minor", "complaint", "2026-10", &[4, 9]),
+            group("observation", "monitoring", "2026-11", &[2, 12]),
+            group("observation", "complaint", "2026-11", &[7]),
+        ];
+        assert_eq!(numbers_of(&facts, |_| true), [2, 4, 7, 9, 12]);
+        assert_eq!(numbers_of(&facts, |f| f.source == "complaint"), [4, 7, 9]);
+        assert_eq!(numbers_of(&facts, |f| f.severity == "observation"), [2, 7, 12]);
     }
 }
