@@ -26,6 +26,26 @@ async fn soa_version(h: &Harness, control: &str) -> i64 {
     found["controls"][0]["soa"]["version"].as_i64().unwrap()
 }
 
+/// Reads every control's SoA entry on its own (a `ref` query, get_record) and checks it
+/// against the whole SoA; returns the whole SoA's entries by control.
+async fn each_entry_alone_matches_the_whole_soa(h: &Harness) -> serde_json::Map<String, Value> {
+    let whole = ok(h, "amber", "query_controls", json!({"limit": 93})).await;
+    assert_eq!(whole["total"], 93);
+    let mut entries = serde_json::Map::new();
+    for found in whole["controls"].as_array().unwrap() {
+        let c = found["ref"].as_str().unwrap();
+        let one = ok(h, "amber", "query_controls", json!({"ref": c})).await;
+        assert_eq!(one["controls"][0]["ref"], c);
+        assert_eq!(one["controls"][0]["soa"], found["soa"], "{c} read on its own");
+        let record = ok(h, "amber", "get_record", json!({"ref": c})).await["record"]["soa"].clone();
+        for field in ["applicable", "status", "owner", "risks", "untraceable", "stale_evidence", "version"] {
+            assert_eq!(record[field], found["soa"][field], "{c}'s {field} in get_record");
+        }
+        entries.insert(c.to_owned(), found["soa"].clone());
+    }
+    entries
+}
+
 async fn suite(url: &str) {
     let h = Harness::new(url, ACTORS).await;
     let risk = json!({
@@ -74,6 +94,12 @@ async fn suite(url: &str) {
         "RISK-9",
     )
     .await;
+
+    // A control's entry read on its own is the whole SoA's, decided (A.8.24) or not (A.5.17,
+    // linked from the risk's side only).
+    let whole = each_entry_alone_matches_the_whole_soa(&h).await;
+    assert_eq!((&whole["A.5.17"]["risks"], &whole["A.5.17"]["version"]), (&json!(["RISK-1"]), &json!(0)));
+    assert_eq!((&whole["A.8.24"]["risks"], &whole["A.8.24"]["version"]), (&json!(["RISK-1"]), &json!(1)));
 
     // Exclusions must rest on the risk assessment; justification both ways.
     let exclude =
@@ -240,27 +266,13 @@ async fn suite(url: &str) {
     )
     .await;
 
-    // A control's entry read on its own (a `ref` query, get_record) is the one the whole SoA
-    // shows, its risks in number order.
+    // Every control decided now; its entry read on its own is still the whole SoA's.
     let third = with(json!({"title": "Keys in tickets", "controls": ["A.8.12", "A.8.24"]}));
     assert_eq!(ok(&h, "agent-1", "register_risk", third).await["risk"]["ref"], "RISK-3");
-    let whole = ok(&h, "amber", "query_controls", json!({"limit": 93})).await;
-    assert_eq!(whole["total"], 93);
-    for found in whole["controls"].as_array().unwrap() {
-        let c = found["ref"].as_str().unwrap();
-        let one = ok(&h, "amber", "query_controls", json!({"ref": c})).await;
-        assert_eq!(one["controls"][0]["ref"], c);
-        assert_eq!(one["controls"][0]["soa"], found["soa"], "{c} read on its own");
-        let record = ok(&h, "amber", "get_record", json!({"ref": c})).await["record"]["soa"].clone();
-        for field in ["applicable", "status", "owner", "risks", "untraceable", "stale_evidence", "version"] {
-            assert_eq!(record[field], found["soa"][field], "{c}'s {field} in get_record");
-        }
-    }
-    let risks_of =
-        |c: &str| whole["controls"].as_array().unwrap().iter().find(|f| f["ref"] == c).unwrap()["soa"]["risks"].clone();
-    assert_eq!(risks_of("A.8.12"), json!(["RISK-1", "RISK-3"]));
-    assert_eq!(risks_of("A.8.24"), json!(["RISK-1", "RISK-3"]));
-    assert_eq!(risks_of("A.7.2"), json!(["RISK-2"]));
+    let whole = each_entry_alone_matches_the_whole_soa(&h).await;
+    assert_eq!(whole["A.8.12"]["risks"], json!(["RISK-1", "RISK-3"]));
+    assert_eq!(whole["A.8.24"]["risks"], json!(["RISK-1", "RISK-3"]));
+    assert_eq!(whole["A.7.2"]["risks"], json!(["RISK-2"]));
 
     assert_eq!(ok(&h, "amber", "verify_audit_trail", json!({})).await["intact"], true);
     h.app.store.close().await;

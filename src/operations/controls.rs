@@ -166,9 +166,10 @@ async fn query_controls(app: Arc<App>, _actor: Actor, input: QueryControls) -> R
             Some(r.to_string())
         }
     };
-    // One candidate (the usual `ref` query) needs its own entry only.
+    // One candidate (the usual `ref` query) needs its own entry only, none needs none.
     let today = Utc::now().date_naive();
     let soa = match found.as_slice() {
+        [] => Vec::new(),
         [one] => vec![app.store.soa_entry(&one.reference, today, app.evidence_max_age_days).await?],
         _ => app.store.soa(today, app.evidence_max_age_days).await?,
     };

@@ -241,7 +241,7 @@ pub struct ReviewInputs {
     pub g_opportunities: Opportunities,
 }
 
-/// The last (newest) [`MAX_REFS`] of `refs`, which are in record order.
+/// References to the last (newest) [`MAX_REFS`] of `numbers`, which are in order.
 fn newest(kind: RecordKind, numbers: &[i64]) -> Vec<String> {
     refs(kind, &numbers[numbers.len().saturating_sub(MAX_REFS)..])
 }
@@ -603,9 +603,9 @@ async fn check_readiness(app: Arc<App>, _actor: Actor, _input: CheckReadiness) -
         residual_not_accepted,
         soa_undecided: soa.iter().filter(|e| e.applicable.is_none()).count(),
         soa_approved: app.store.soa_version(None).await?.is_some(),
-        audits: app.store.audits_since(&year_ago).await?.len(),
-        reviews: app.store.reviews_since(&year_ago).await?.len(),
-        objectives: app.store.objective_numbers().await?.len(),
+        audits: usize::try_from(app.store.audits_completed_since(&year_ago).await?).unwrap_or(0),
+        reviews: usize::try_from(app.store.reviews_held_since(&year_ago).await?).unwrap_or(0),
+        objectives: usize::try_from(app.store.count("SELECT COUNT(*) FROM objectives").await?).unwrap_or(0),
         measurements: usize::try_from(app.store.count("SELECT COUNT(*) FROM measurements").await?).unwrap_or(0),
         competence_records: usize::try_from(app.store.count("SELECT COUNT(*) FROM competence_records").await?)
             .unwrap_or(0),

@@ -9,7 +9,8 @@ use chrono::NaiveDate;
 use super::audit::HISTORY;
 use super::nonconformities::{NcFilter, list_query};
 use super::people::acknowledged_query;
-use super::review::actions_overdue_query;
+use super::review::{ACTIONS_DONE_SINCE, NC_FACTS, NCS_CLOSED_SINCE, actions_overdue_query, aggregated};
+use super::soa::soa_query;
 use super::{Store, sql, sqlite_url};
 use crate::domain::nonconformity::{NcStatus, Severity};
 use crate::domain::references::ControlRef;
@@ -99,4 +100,30 @@ async fn review_history_and_awareness_queries_use_their_indexes() {
             "SEARCH a USING INDEX acknowledgements_actor (actor=? AND policy_id=?)"
         ]
     );
+}
+
+#[tokio::test]
+async fn review_inputs_and_the_soa_read_indexes_not_tables() {
+    let (_dir, conn) = migrated().await;
+    for (sql, line) in [
+        (NC_FACTS.to_owned(), "SEARCH nonconformities USING COVERING INDEX nonconformities_created (created_at>?)"),
+        (
+            aggregated(NCS_CLOSED_SINCE),
+            "SEARCH nonconformities USING COVERING INDEX nonconformities_closed (closed_at>?)",
+        ),
+        (
+            aggregated(ACTIONS_DONE_SINCE),
+            "SEARCH corrective_actions USING COVERING INDEX corrective_actions_done (status=? AND updated_at>?)",
+        ),
+        (
+            aggregated(&actions_overdue_query()),
+            "SEARCH ca USING INDEX corrective_actions_open (status=? AND due_date<?)",
+        ),
+    ] {
+        let plan = plan(&conn, &sql);
+        assert!(plan.iter().any(|l| l == line), "{sql}: {plan:#?}");
+        assert!(!plan.iter().any(|l| l.starts_with("SCAN")), "{sql}: {plan:#?}");
+    }
+    let one = plan(&conn, &soa_query(true));
+    assert!(!one.iter().any(|l| l.starts_with("SCAN")), "one control's entry and links are looked up: {one:#?}");
 }

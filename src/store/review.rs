@@ -3,12 +3,29 @@
 
 use chrono::NaiveDate;
 
-use super::sql::{Cells, args};
+use super::sql::{Cells, args, joined_numbers};
 use super::{CA_OPEN, NC_OPEN, Reader, Store, Write};
 use crate::domain::management_review::{ActionStatus, ContextItem, ContextKind, ReviewAction, action_overdue};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::time::stamp;
 use crate::error::{Error, Result};
+
+/// The review period's findings by severity, source and month, their numbers aggregated.
+pub(super) const NC_FACTS: &str = "SELECT severity, source, substr(created_at, 1, 7) AS month, \
+    string_agg(CAST(number AS TEXT), ',') FROM nonconformities WHERE created_at >= $1 \
+    GROUP BY severity, source, substr(created_at, 1, 7)";
+
+/// Findings closed since a stamp.
+pub(super) const NCS_CLOSED_SINCE: &str = "SELECT number FROM nonconformities WHERE closed_at >= $1";
+
+/// Corrective actions done since a stamp.
+pub(super) const ACTIONS_DONE_SINCE: &str =
+    "SELECT number FROM corrective_actions WHERE status = 'done' AND updated_at >= $1";
+
+/// `sql`, which selects `number`, with its numbers aggregated into one value.
+pub(super) fn aggregated(sql: &str) -> String {
+    format!("SELECT string_agg(CAST(number AS TEXT), ',') FROM ({sql}) AS listed")
+}
 
 /// Nonconformities logged in a review period that share severity, source and month.
 #[derive(Debug, Clone)]
@@ -21,19 +38,6 @@ pub struct NcFacts {
     pub month: String,
     /// Their numbers, in order.
     pub numbers: Vec<i64>,
-}
-
-/// Numbers aggregated into one text (`string_agg`), back as numbers, in order.
-fn joined_numbers(joined: Option<String>) -> Result<Vec<i64>> {
-    let mut numbers = joined
-        .as_deref()
-        .unwrap_or_default()
-        .split(',')
-        .filter(|n| !n.is_empty())
-        .map(|n| n.parse().map_err(|e| Error::Internal(format!("aggregated number `{n}`: {e}"))))
-        .collect::<Result<Vec<i64>>>()?;
-    numbers.sort_unstable();
-    Ok(numbers)
 }
 
 /// A stored management review, before its actions are attached.
@@ -206,17 +210,7 @@ impl Store {
     /// no statistics, scans the whole table rather than read the period from the covering
     /// `created_at` index.
     pub async fn nc_facts(&self, since: &str) -> Result<Vec<NcFacts>> {
-        let rows = self
-            .read()
-            .await?
-            .conn()
-            .fetch_all(
-                "SELECT severity, source, substr(created_at, 1, 7) AS month, \
-                 string_agg(CAST(number AS TEXT), ',') FROM nonconformities WHERE created_at >= $1 \
-                 GROUP BY severity, source, substr(created_at, 1, 7)",
-                args![since],
-            )
-            .await?;
+        let rows = self.read().await?.conn().fetch_all(NC_FACTS, args![since]).await?;
         rows.iter()
             .map(|r| {
                 Ok(NcFacts {
@@ -231,7 +225,7 @@ impl Store {
 
     /// Numbers of the nonconformities closed on or after the stamp `since`.
     pub async fn ncs_closed_since(&self, since: &str) -> Result<Vec<i64>> {
-        self.numbers("SELECT number FROM nonconformities WHERE closed_at >= $1", since).await
+        self.numbers(NCS_CLOSED_SINCE, since).await
     }
 
     /// How many nonconformities are not closed.
@@ -243,13 +237,12 @@ impl Store {
     /// with one bound value, in order: aggregated into one value in the database, as in
     /// [`Store::nc_facts`], and sorted here for the reason given there.
     async fn numbers(&self, sql: &str, value: &str) -> Result<Vec<i64>> {
-        let all = format!("SELECT string_agg(CAST(number AS TEXT), ',') FROM ({sql}) AS listed");
-        joined_numbers(self.read().await?.conn().fetch_one(&all, args![value]).await?.get(0)?)
+        joined_numbers(self.read().await?.conn().fetch_one(&aggregated(sql), args![value]).await?.get(0)?)
     }
 
     /// Corrective actions done since `since`.
     pub async fn actions_done_since(&self, since: &str) -> Result<Vec<i64>> {
-        self.numbers("SELECT number FROM corrective_actions WHERE status = 'done' AND updated_at >= $1", since).await
+        self.numbers(ACTIONS_DONE_SINCE, since).await
     }
 
     /// Open corrective actions past their due date on `today`.
@@ -257,19 +250,19 @@ impl Store {
         self.numbers(&actions_overdue_query(), today).await
     }
 
-    /// Audits completed on or after the date `since`.
-    pub async fn audits_since(&self, since: &str) -> Result<Vec<i64>> {
-        self.numbers("SELECT number FROM audits WHERE status = 'completed' AND audit_date >= $1", since).await
+    /// How many audits were completed on or after the date `since`.
+    pub async fn audits_completed_since(&self, since: &str) -> Result<i64> {
+        self.count_since("SELECT COUNT(*) FROM audits WHERE status = 'completed' AND audit_date >= $1", since).await
     }
 
-    /// Every objective number.
-    pub async fn objective_numbers(&self) -> Result<Vec<i64>> {
-        self.read().await?.conn().fetch_column("SELECT number FROM objectives ORDER BY number", args![]).await
+    /// How many management reviews were held on or after the date `since`.
+    pub async fn reviews_held_since(&self, since: &str) -> Result<i64> {
+        self.count_since("SELECT COUNT(*) FROM management_reviews WHERE review_date >= $1", since).await
     }
 
-    /// Management reviews held on or after the date `since`.
-    pub async fn reviews_since(&self, since: &str) -> Result<Vec<i64>> {
-        self.numbers("SELECT number FROM management_reviews WHERE review_date >= $1", since).await
+    /// How many rows a fixed counting query with one bound value finds.
+    async fn count_since(&self, sql: &'static str, since: &str) -> Result<i64> {
+        self.read().await?.conn().fetch_one(sql, args![since]).await?.get(0)
     }
 
     /// How many rows a fixed counting query finds.
@@ -284,17 +277,4 @@ pub(super) fn actions_overdue_query() -> String {
         "SELECT ca.number FROM corrective_actions ca JOIN nonconformities n ON n.number = ca.nc \
          WHERE ca.status IN {CA_OPEN} AND n.status IN {NC_OPEN} AND ca.due_date < $1"
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::joined_numbers;
-
-    #[test]
-    fn aggregated_numbers_come_back_in_order() {
-        assert_eq!(joined_numbers(Some("12,3,7".into())).unwrap(), [3, 7, 12]);
-        assert!(joined_numbers(None).unwrap().is_empty(), "no rows: the aggregate is NULL");
-        assert!(joined_numbers(Some(String::new())).unwrap().is_empty());
-        assert!(joined_numbers(Some("1,x".into())).is_err());
-    }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use super::sql::{Cells, Conn, Row, args};
+use super::sql::{Cells, Conn, Row, args, joined_numbers};
 use super::{Reader, Store, Write};
 use crate::catalog::catalog;
 use crate::domain::references::{RecordKind, RecordRef};
@@ -52,6 +52,18 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// The SoA's statement, for every control or (with `one`) the control bound to `$1`: the
+/// decided entries, then one row per control with its risk links aggregated.
+pub(super) fn soa_query(one: bool) -> String {
+    let only = if one { " WHERE control = $1" } else { "" };
+    format!(
+        "SELECT control, applicable, justification, status, implementation, owner, evidence, requirement, \
+         risk_assessment, version, updated_at, updated_by, NULL AS risks FROM soa_entries{only} \
+         UNION ALL SELECT control, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         string_agg(CAST(risk AS TEXT), ',') FROM risk_controls{only} GROUP BY control"
+    )
+}
+
 /// The SoA as it stands, in catalogue order: every control's entry, or with `only` that
 /// control's alone. Each decided entry is one row, and each control's risk links one more
 /// (aggregated in the database), in one statement: one round trip on PostgreSQL.
@@ -61,29 +73,16 @@ async fn load_soa(
     max_age_days: u64,
     only: Option<&str>,
 ) -> Result<Vec<SoaEntry>> {
-    const ALL: &str = "SELECT control, applicable, justification, status, implementation, owner, evidence, \
-        requirement, risk_assessment, version, updated_at, updated_by, NULL AS risks FROM soa_entries \
-        UNION ALL SELECT control, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-        string_agg(CAST(risk AS TEXT), ',') FROM risk_controls GROUP BY control";
-    const ONE: &str = "SELECT control, applicable, justification, status, implementation, owner, evidence, \
-        requirement, risk_assessment, version, updated_at, updated_by, NULL AS risks FROM soa_entries \
-        WHERE control = $1 \
-        UNION ALL SELECT control, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
-        string_agg(CAST(risk AS TEXT), ',') FROM risk_controls WHERE control = $1 GROUP BY control";
     let rows = match only {
-        None => conn.fetch_all(ALL, args![]).await?,
-        Some(control) => conn.fetch_all(ONE, args![control]).await?,
+        None => conn.fetch_all(&soa_query(false), args![]).await?,
+        Some(control) => conn.fetch_all(&soa_query(true), args![control]).await?,
     };
     let mut risks: HashMap<String, Vec<String>> = HashMap::new();
     let mut stored: HashMap<String, &Row> = HashMap::new();
     for r in &rows {
         match r.get::<Option<String>>(12)? {
             Some(linked) => {
-                let mut numbers = linked
-                    .split(',')
-                    .map(|n| n.parse().map_err(|e| Error::Internal(format!("stored risk link `{n}`: {e}"))))
-                    .collect::<Result<Vec<i64>>>()?;
-                numbers.sort_unstable();
+                let numbers = joined_numbers(Some(linked))?;
                 let refs = numbers.into_iter().map(|n| RecordRef::new(RecordKind::Risk, n).to_string()).collect();
                 risks.insert(r.get(0)?, refs);
             }

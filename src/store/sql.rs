@@ -380,6 +380,19 @@ impl<'de> serde::Deserialize<'de> for Cell {
 /// waiting up to 5 s for another process's lock, with room for every statement in its cache.
 /// The query planner stability guarantee is on: otherwise SQLite treats a bound `LIMIT $n`
 /// (or a `LIKE $n` pattern) as a constant and prepares the statement again at every run.
+/// Numbers aggregated into one text (`string_agg`), back as numbers, in order.
+pub(crate) fn joined_numbers(joined: Option<String>) -> Result<Vec<i64>> {
+    let mut numbers = joined
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse().map_err(|e| Error::Internal(format!("aggregated number `{n}`: {e}"))))
+        .collect::<Result<Vec<i64>>>()?;
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
 /// `pragmas` are run after opening.
 pub(crate) fn open_native(file: &std::path::Path, pragmas: &str) -> rusqlite::Result<rusqlite::Connection> {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -454,6 +467,14 @@ fn native_rows(conn: &rusqlite::Connection, sql: &str, args: &[Value<'_>], limit
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aggregated_numbers_come_back_in_order() {
+        assert_eq!(joined_numbers(Some("12,3,7".into())).unwrap(), [3, 7, 12]);
+        assert!(joined_numbers(None).unwrap().is_empty(), "no rows: the aggregate is NULL");
+        assert!(joined_numbers(Some(String::new())).unwrap().is_empty());
+        assert!(joined_numbers(Some("1,x".into())).is_err());
+    }
 
     fn conn() -> rusqlite::Connection {
         let c = rusqlite::Connection::open_in_memory().unwrap();
