@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::sql::{Bind, Cells, Conn, Row, Value, args};
+use super::sql::{Bind, Cells, Conn, Row, Value, args, json_text};
 use super::{Arg, Conditions, Reader, Store, Write};
 use crate::domain::change::{
     ChangeBody, ChangePolicy, ChangeRequest, ChangeType, CrStatus, Decision, retrospective_overdue,
@@ -109,10 +109,6 @@ async fn load(
     row.as_ref().map(|r| from_row(r, policy, now)).transpose()
 }
 
-fn body_json(body: &ChangeBody) -> Result<String> {
-    serde_json::to_string(body).map_err(|e| Error::Internal(e.to_string()))
-}
-
 impl Write {
     /// Inserts a change request with the next `CR-n` number.
     pub async fn insert_change_request(
@@ -130,7 +126,7 @@ impl Write {
             .execute(
                 "INSERT INTO change_requests (number, kind, status, requester, nc, ca, body, version, created_at, updated_at, updated_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8, $4)",
-                args![number, kind.as_str(), status.as_str(), actor, links.0, links.1, body_json(body)?, now],
+                args![number, kind.as_str(), status.as_str(), actor, links.0, links.1, json_text(body)?, now],
             )
         .await?;
         for c in &body.controls {
@@ -152,7 +148,7 @@ impl Write {
         let decision = u.decision.map(Decision::as_str);
         self.versioned_update(
             sql,
-            args![u.status.as_str(), body_json(&u.body)?, decision, u.decided_at, u.started_at, u.finished_at],
+            args![u.status.as_str(), json_text(&u.body)?, decision, u.decided_at, u.started_at, u.finished_at],
             "change_requests",
             RecordRef::new(RecordKind::ChangeRequest, number),
             actor,

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 
 use super::audit::{HISTORY, entries};
 use super::changes::{CHANGE_REQUESTS_OF_CA, CHANGE_REQUESTS_OF_NC, change_request_refs};
-use super::sql::{Bind, Cells, Conn, Row, Value, args};
+use super::sql::{Bind, Cells, Conn, Row, Value, args, json_text};
 use super::{Arg, Conditions, InFull, Reader, Store, Write};
 use crate::domain::corrective_action::{CaStatus, CorrectiveAction};
 use crate::domain::nonconformity::{
@@ -95,10 +95,6 @@ pub struct NcUpdate {
 
 fn json_list<T: serde::de::DeserializeOwned>(field: &str, raw: &str) -> Result<Vec<T>> {
     serde_json::from_str(raw).map_err(|e| Error::Internal(format!("stored {field} is not a JSON list: {e}")))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn parse_day(raw: Option<&str>) -> Option<NaiveDate> {
@@ -282,9 +278,9 @@ impl Write {
         let now = stamp(self.now());
         let clauses: Vec<&str> = nc.clauses.iter().map(|c| c.as_str()).collect();
         let controls: Vec<&str> = nc.controls.iter().map(|c| c.as_str()).collect();
-        let (clauses, controls_json) = (to_json(&clauses)?, to_json(&controls)?);
+        let (clauses, controls_json) = (json_text(&clauses)?, json_text(&controls)?);
         let (evidence, similar_json, recurrence) =
-            (to_json(&nc.evidence)?, to_json(&similar)?, to_json(&recurrence_of)?);
+            (json_text(&nc.evidence)?, json_text(&similar)?, json_text(&recurrence_of)?);
         let on_postgres = self.on_postgres();
         // PostgreSQL takes the number, inserts the row and its controls in one statement: the
         // counter's row lock is held from there to the commit.
@@ -354,7 +350,7 @@ impl Write {
     /// Applies a 10.2 step to a nonconformity read at version `expected`.
     pub async fn update_nonconformity(&mut self, actor: &str, number: i64, expected: i64, u: &NcUpdate) -> Result<()> {
         let now = stamp(self.now());
-        let analysis = u.analysis.as_ref().map(to_json).transpose()?;
+        let analysis = u.analysis.as_ref().map(json_text).transpose()?;
         let action_needed = u.analysis.as_ref().map(|a| i64::from(a.action_needed));
         let sql = "UPDATE nonconformities SET \
                status = COALESCE($1, status), correction = COALESCE($2, correction), \
@@ -436,7 +432,7 @@ impl Write {
         let sql = "UPDATE corrective_actions SET status = $1, progress = COALESCE($2, progress), evidence = $3, \
              version = version + 1, updated_at = $4, updated_by = $5 WHERE number = $6 AND version = $7";
         let r = RecordRef::new(RecordKind::CorrectiveAction, number);
-        let evidence = to_json(&evidence)?;
+        let evidence = json_text(&evidence)?;
         self.versioned_update(sql, args![status.as_str(), progress, evidence], "corrective_actions", r, actor, expected)
             .await
     }
@@ -448,7 +444,7 @@ impl Write {
             .execute(
                 "INSERT INTO effectiveness_reviews (nc, round, result, evidence, notes, reviewer, at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                args![nc, r.round, r.result.as_str(), to_json(&r.evidence)?, r.notes, r.reviewer, r.at],
+                args![nc, r.round, r.result.as_str(), json_text(&r.evidence)?, r.notes, r.reviewer, r.at],
             )
             .await?;
         Ok(())

@@ -1,6 +1,6 @@
 //! Competence requirements and evidence (7.2), policies and acknowledgements (7.3).
 
-use super::sql::{Cells, args};
+use super::sql::{Cells, args, json_text};
 use super::{Store, Write};
 use crate::domain::actor::Role;
 use crate::domain::awareness::Policy;
@@ -119,7 +119,7 @@ impl Write {
     /// Publishes a policy version as the current one; earlier versions stop being current.
     pub async fn insert_policy(&mut self, actor: &str, p: &NewPolicy) -> Result<Policy> {
         self.conn().execute("UPDATE policies SET is_current = 0 WHERE policy_id = $1", args![p.policy_id]).await?;
-        let roles = serde_json::to_string(&p.roles).map_err(|e| Error::Internal(e.to_string()))?;
+        let roles = json_text(&p.roles)?;
         let now = stamp(self.now());
         self.conn()
             .execute(

@@ -2,17 +2,13 @@
 
 use std::collections::HashMap;
 
-use super::sql::{Cells, Conn, args};
+use super::sql::{Cells, Conn, args, json_text};
 use super::{Reader, Store, Write};
 use crate::domain::internal_audit::{Audit, AuditBody, AuditStatus};
 use crate::domain::objective::{ComputedMetric, Measurement, Objective, ObjectiveBody};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::time::stamp;
 use crate::error::{Error, Result};
-
-fn json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
-}
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, raw: &str) -> Result<T> {
     serde_json::from_str(raw).map_err(|e| Error::Internal(format!("stored {what}: {e}")))
@@ -100,7 +96,7 @@ impl Write {
         let now = stamp(self.now());
         let sql = "INSERT INTO objectives (number, body, computed, owner, version, created_at, created_by) VALUES ($1, $2, $3, $4, 1, $5, $6)";
         self.conn()
-            .execute(sql, args![number, json(body)?, computed.map(ComputedMetric::as_str), owner, now, actor])
+            .execute(sql, args![number, json_text(body)?, computed.map(ComputedMetric::as_str), owner, now, actor])
             .await?;
         self.objective(number).await?.ok_or_else(|| Error::Internal(format!("OBJ-{number} vanished")))
     }
@@ -144,7 +140,7 @@ impl Write {
                     a.auditor.as_deref(),
                     a.planned_date,
                     a.audit_date.as_deref(),
-                    json(&a.body)?,
+                    json_text(&a.body)?,
                     now,
                     actor,
                 ],
@@ -171,7 +167,7 @@ impl Write {
         self.versioned_update(
             "UPDATE audits SET status = $1, auditor = $2, audit_date = $3, body = $4, version = version + 1, \
              updated_at = $5, updated_by = $6 WHERE number = $7 AND version = $8",
-            args![AuditStatus::Completed.as_str(), auditor, audit_date, json(body)?],
+            args![AuditStatus::Completed.as_str(), auditor, audit_date, json_text(body)?],
             "audits",
             RecordRef::new(RecordKind::Audit, number),
             actor,

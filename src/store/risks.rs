@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::sql::{Bind, Cells, Conn, Value, args};
+use super::sql::{Bind, Cells, Conn, Value, args, json_text};
 use super::{Reader, Store, Write};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::risk::{Methodology, Property, Rating, Risk};
@@ -109,10 +109,6 @@ pub(crate) fn sort_controls(mut controls: Vec<String>) -> Vec<String> {
     controls
 }
 
-fn properties_json(p: &[Property]) -> Result<String> {
-    serde_json::to_string(p).map_err(|e| Error::Internal(e.to_string()))
-}
-
 /// A risk's fields, bound to `$1`–`$14` of its INSERT and its UPDATE.
 fn risk_values<'a>(f: &'a RiskFields, properties: &'a str) -> Vec<Value<'a>> {
     let accepted = |part: fn(&(String, String)) -> &str| Value::Text(f.accepted.as_ref().map(part));
@@ -144,7 +140,7 @@ impl Write {
     pub async fn insert_risk(&mut self, actor: &str, f: &RiskFields, m: Methodology) -> Result<Risk> {
         let number = self.next_number(RecordKind::Risk).await?;
         let now = stamp(self.now());
-        let properties = properties_json(&f.properties)?;
+        let properties = json_text(&f.properties)?;
         let mut values = risk_values(f, &properties);
         values.extend_from_slice(args![now, actor, number]);
         let sql = "INSERT INTO risks (title, asset, threat, vulnerability, properties, likelihood, impact, owner, \
@@ -162,7 +158,7 @@ impl Write {
              likelihood = $6, impact = $7, owner = $8, treatment = $9, treatment_plan = $10, \
              residual_likelihood = $11, residual_impact = $12, accepted_by = $13, accepted_at = $14, \
              version = version + 1, updated_at = $15, updated_by = $16 WHERE number = $17 AND version = $18";
-        let properties = properties_json(&f.properties)?;
+        let properties = json_text(&f.properties)?;
         let r = RecordRef::new(RecordKind::Risk, number);
         self.versioned_update(sql, &risk_values(f, &properties), "risks", r, actor, expected).await?;
         self.set_risk_controls(number, &f.controls).await

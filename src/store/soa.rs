@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use super::sql::{Cells, Conn, Row, args, joined_numbers};
+use super::sql::{Cells, Conn, Row, args, joined_numbers, json_text};
 use super::{Reader, Store, Write};
 use crate::catalog::catalog;
 use crate::domain::references::{RecordKind, RecordRef};
@@ -46,10 +46,6 @@ pub struct SoaVersion {
     pub note: Option<String>,
     /// The 93 entries as approved.
     pub entries: Vec<SoaEntry>,
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// The SoA's statement, for every control or (with `one`) the control bound to `$1`: the
@@ -191,7 +187,7 @@ impl Write {
     ) -> Result<()> {
         let now = stamp(self.now());
         let applicable = i64::from(f.applicable);
-        let evidence = json(&f.evidence)?;
+        let evidence = json_text(&f.evidence)?;
         // Both statements take the same values; a new entry starts at version `expected + 1` = 1.
         let sql = if expected == 0 {
             "INSERT INTO soa_entries (applicable, justification, status, implementation, owner, evidence, \
@@ -238,7 +234,7 @@ impl Write {
         let now = stamp(self.now());
         let sql =
             "INSERT INTO soa_versions (number, approved_at, approved_by, note, entries) VALUES ($1, $2, $3, $4, $5)";
-        self.conn().execute(sql, args![number, now, actor, note, json(&entries)?]).await?;
+        self.conn().execute(sql, args![number, now, actor, note, json_text(&entries)?]).await?;
         Ok(number)
     }
 }

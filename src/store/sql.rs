@@ -380,6 +380,12 @@ impl<'de> serde::Deserialize<'de> for Cell {
 /// waiting up to 5 s for another process's lock, with room for every statement in its cache.
 /// The query planner stability guarantee is on: otherwise SQLite treats a bound `LIMIT $n`
 /// (or a `LIKE $n` pattern) as a constant and prepares the statement again at every run.
+/// `value` as JSON text, as stored in a `TEXT` column; a value that cannot be (which no
+/// record type makes) is an internal error.
+pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
 /// Numbers aggregated into one text (`string_agg`), back as numbers, in order.
 pub(crate) fn joined_numbers(joined: Option<String>) -> Result<Vec<i64>> {
     let mut numbers = joined
