@@ -8,6 +8,7 @@ use common::{Harness, TestDb, as_, ok, postgres_url, run_cli};
 use isms::catalog::catalog;
 use isms::domain::actor::Role;
 use isms::error::Error;
+use isms::store::RecordCounts;
 use serde_json::{Value, json};
 
 const ACTORS: &[(&str, Role)] = &[
@@ -201,6 +202,16 @@ async fn suite(url: &str) {
     assert!(bad.to_string().contains("9.3.3"), "{bad}");
     let mr2 = ok(&h, "dirk-jan", "record_management_review", json!({"review_date": "2026-12-15", "attendees": ["dirk-jan", "julian"], "improvements": ["Template for client notices"], "isms_changes": ["none"], "actions": [{"description": "Add notice template", "owner": "agent-1", "due_date": "2027-01-15"}]})).await;
     assert_eq!(mr2["actions"][0]["ref"], "MR-2.1");
+    // What readiness counts, each its own: AUD-1, MR-1 and MR-2, OBJ-1..3, two measurements,
+    // one competence record.
+    let year_ago = (chrono::Utc::now().date_naive() - chrono::Duration::days(365)).to_string();
+    let counts = h.app.store.record_counts(&year_ago).await.unwrap();
+    assert_eq!(
+        counts,
+        RecordCounts { audits: 1, reviews: 2, objectives: 3, measurements: 2, competence_records: 1 },
+        "{counts:?}"
+    );
+    assert_eq!(h.app.store.record_counts("2026-10-01").await.unwrap().reviews, 1, "MR-1 was held before");
     let stored = ok(&h, "amber", "get_record", json!({"ref": "MR-2"})).await;
     assert_eq!(stored["record"]["inputs"]["d_performance"]["nonconformities"]["logged"].as_array().unwrap().len(), 4);
     let next = ok(&h, "dirk-jan", "get_management_review_inputs", json!({})).await;

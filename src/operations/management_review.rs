@@ -587,6 +587,7 @@ async fn check_readiness(app: Arc<App>, _actor: Actor, _input: CheckReadiness) -
     let mut risks_without_plan = 0;
     let mut residual_not_accepted = 0;
     let risks = app.store.risks(app.risk).await?;
+    let counts = app.store.record_counts(&year_ago).await?;
     for r in &risks {
         if r.treatment == Treatment::Mitigate && r.treatment_plan.is_none() {
             risks_without_plan += 1;
@@ -603,12 +604,11 @@ async fn check_readiness(app: Arc<App>, _actor: Actor, _input: CheckReadiness) -
         residual_not_accepted,
         soa_undecided: soa.iter().filter(|e| e.applicable.is_none()).count(),
         soa_approved: app.store.soa_version(None).await?.is_some(),
-        audits: usize::try_from(app.store.audits_completed_since(&year_ago).await?).unwrap_or(0),
-        reviews: usize::try_from(app.store.reviews_held_since(&year_ago).await?).unwrap_or(0),
-        objectives: usize::try_from(app.store.count("SELECT COUNT(*) FROM objectives").await?).unwrap_or(0),
-        measurements: usize::try_from(app.store.count("SELECT COUNT(*) FROM measurements").await?).unwrap_or(0),
-        competence_records: usize::try_from(app.store.count("SELECT COUNT(*) FROM competence_records").await?)
-            .unwrap_or(0),
+        audits: counts.audits,
+        reviews: counts.reviews,
+        objectives: counts.objectives,
+        measurements: counts.measurements,
+        competence_records: counts.competence_records,
     };
     let checks = readiness(&facts);
     Ok(Readiness { ready: checks.iter().all(|c| c.passed), checks })

@@ -27,7 +27,7 @@ pub use changes::{CrFilter, CrUpdate};
 pub use nonconformities::{NcFilter, NcUpdate};
 pub use outbox::{Claimed, OutboxEvent};
 pub use people::NewPolicy;
-pub use review::{NcFacts, StoredReview};
+pub use review::{NcFacts, RecordCounts, StoredReview};
 pub use risks::RiskFields;
 pub use soa::{SoaEntryFields, SoaVersion};
 

@@ -40,6 +40,21 @@ pub struct NcFacts {
     pub numbers: Vec<i64>,
 }
 
+/// What the readiness check counts (see [`Store::record_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCounts {
+    /// Audits completed in the period.
+    pub audits: usize,
+    /// Management reviews held in the period.
+    pub reviews: usize,
+    /// Objectives.
+    pub objectives: usize,
+    /// Measurements.
+    pub measurements: usize,
+    /// Competence records.
+    pub competence_records: usize,
+}
+
 /// A stored management review, before its actions are attached.
 #[derive(Debug, Clone)]
 pub struct StoredReview {
@@ -250,23 +265,28 @@ impl Store {
         self.numbers(&actions_overdue_query(), today).await
     }
 
-    /// How many audits were completed on or after the date `since`.
-    pub async fn audits_completed_since(&self, since: &str) -> Result<i64> {
-        self.count_since("SELECT COUNT(*) FROM audits WHERE status = 'completed' AND audit_date >= $1", since).await
-    }
-
-    /// How many management reviews were held on or after the date `since`.
-    pub async fn reviews_held_since(&self, since: &str) -> Result<i64> {
-        self.count_since("SELECT COUNT(*) FROM management_reviews WHERE review_date >= $1", since).await
-    }
-
-    /// How many rows a fixed counting query with one bound value finds.
-    async fn count_since(&self, sql: &'static str, since: &str) -> Result<i64> {
-        self.read().await?.conn().fetch_one(sql, args![since]).await?.get(0)
+    /// What the readiness check counts, in one statement: audits completed and management
+    /// reviews held on or after the date `since`, and every objective, measurement and
+    /// competence record.
+    pub async fn record_counts(&self, since: &str) -> Result<RecordCounts> {
+        let sql = "SELECT \
+            (SELECT COUNT(*) FROM audits WHERE status = 'completed' AND audit_date >= $1), \
+            (SELECT COUNT(*) FROM management_reviews WHERE review_date >= $1), \
+            (SELECT COUNT(*) FROM objectives), (SELECT COUNT(*) FROM measurements), \
+            (SELECT COUNT(*) FROM competence_records)";
+        let r = self.read().await?.conn().fetch_one(sql, args![since]).await?;
+        let count = |i: usize| r.get::<i64>(i).map(|n| usize::try_from(n).unwrap_or(0));
+        Ok(RecordCounts {
+            audits: count(0)?,
+            reviews: count(1)?,
+            objectives: count(2)?,
+            measurements: count(3)?,
+            competence_records: count(4)?,
+        })
     }
 
     /// How many rows a fixed counting query finds.
-    pub async fn count(&self, sql: &'static str) -> Result<i64> {
+    pub(super) async fn count(&self, sql: &'static str) -> Result<i64> {
         self.read().await?.conn().fetch_one(sql, args![]).await?.get(0)
     }
 }
