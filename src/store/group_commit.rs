@@ -8,17 +8,21 @@
 //! commits the batch for everyone. Nobody is told "done" before the batch is on disk, and a
 //! failed write rolls back to its savepoint without touching the others.
 //!
-//! Whenever the writer is released with its batch still open, a closer task queues behind the
-//! waiting writes: if that batch is still open on its turn (the writes meant to finish it were
-//! cancelled, as when clients hang up), it commits it, or rolls it back if it holds no write.
-//! So an abandoned batch never keeps SQLite's writer lock from other processes.
+//! The first time the writer is released with a batch still open, a closer task queues behind
+//! the waiting writes: if that batch is still open on its turn (the writes meant to finish it
+//! were cancelled, as when clients hang up), it commits it, or rolls it back if it holds no
+//! write. So an abandoned batch never keeps SQLite's writer lock from other processes. One
+//! closer per batch is enough: a later one would queue behind the first and find the batch
+//! already closed. It is spawned before the writer is released, so the write woken by the
+//! release runs next on that thread rather than behind the new task.
 //!
-//! Statements run in the writing task; only `BEGIN` (which may wait for another process's
-//! lock) and `COMMIT` (the fsync) run on a blocking thread, once per batch.
+//! Statements run in the writing task; only `COMMIT` (the fsync) runs on a blocking thread,
+//! once per batch, and `BEGIN` when another process holds SQLite's lock (waiting for it).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
@@ -26,6 +30,9 @@ use crate::error::{Error, Result};
 
 /// Most writes committed in one transaction (bounds the wait of the first).
 const MAX_MEMBERS: usize = 64;
+
+/// How long opening a batch waits for another process's writer lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What became of a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +46,8 @@ enum Outcome {
 struct Batch {
     id: u64,
     members: usize,
+    /// Whether a closer has been queued for it.
+    closer: bool,
     done: watch::Sender<Outcome>,
 }
 
@@ -49,6 +58,34 @@ struct Writer {
 }
 
 impl Writer {
+    /// Opens batch `id` if SQLite's writer lock is free now; `false` if another process holds
+    /// it.
+    fn begin_now(&mut self, id: u64) -> Result<bool> {
+        match self.conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                self.opened(id);
+                Ok(true)
+            }
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DatabaseBusy => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens batch `id`, waiting up to the busy timeout for SQLite's writer lock (blocks: call
+    /// on a blocking thread).
+    fn begin_waiting(&mut self, id: u64) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        let began = self.conn.execute_batch("BEGIN IMMEDIATE");
+        self.conn.busy_timeout(Duration::ZERO)?;
+        began?;
+        self.opened(id);
+        Ok(())
+    }
+
+    fn opened(&mut self, id: u64) {
+        self.batch = Some(Batch { id, members: 0, closer: false, done: watch::Sender::new(Outcome::Pending) });
+    }
+
     /// Rolls the whole batch back and tells its members.
     fn roll_back(&mut self) {
         if !self.conn.is_autocommit() {
@@ -95,11 +132,12 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let Some(writer) = self.writer.take() else { return };
-        let Some(id) = writer.batch.as_ref().map(|b| b.id) else { return };
-        drop(writer);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(self.group.clone().close(id));
+        let Some(mut writer) = self.writer.take() else { return };
+        if let Some(batch) = writer.batch.as_mut().filter(|b| !b.closer)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            batch.closer = true;
+            runtime.spawn(self.group.clone().close(batch.id));
         }
     }
 }
@@ -143,6 +181,8 @@ impl Group {
             file,
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )?;
+        // Only `BEGIN` can meet another process's lock; `begin_waiting` waits for it.
+        conn.busy_timeout(Duration::ZERO)?;
         Ok(Group {
             writer: Arc::new(Mutex::new(Writer { conn, batch: None })),
             waiting: AtomicUsize::new(0),
@@ -159,20 +199,20 @@ impl Group {
         let mut held = Held { writer: Some(writer), group: self.clone() };
         if held.get().batch.is_none() {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let began;
-            // The writer travels to the blocking thread and back inside `held`: if this task is
-            // cancelled meanwhile, dropping it there queues a closer for the new batch.
-            (held, began) = tokio::task::spawn_blocking(move || {
-                let w = held.get();
-                let began = w.conn.execute_batch("BEGIN IMMEDIATE");
-                if began.is_ok() {
-                    w.batch = Some(Batch { id, members: 0, done: watch::Sender::new(Outcome::Pending) });
-                }
-                (held, began)
-            })
-            .await
-            .map_err(|e| Error::Internal(format!("the SQLite writer's thread failed: {e}")))?;
-            began?;
+            if !held.get().begin_now(id)? {
+                // Another process holds SQLite's writer lock: wait for it (up to the busy
+                // timeout) on a blocking thread. The writer travels there and back inside
+                // `held`: if this task is cancelled meanwhile, dropping it there queues a closer
+                // for the new batch.
+                let began;
+                (held, began) = tokio::task::spawn_blocking(move || {
+                    let began = held.get().begin_waiting(id);
+                    (held, began)
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("the SQLite writer's thread failed: {e}")))?;
+                began?;
+            }
         }
         let w = held.get();
         if let Err(e) = w.conn.execute_batch("SAVEPOINT member") {
@@ -255,5 +295,36 @@ impl Drop for Turn {
         if let Some(held) = self.held.take() {
             self.group.abandon(held);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch opened while another process holds SQLite's writer lock waits for it, rather
+    /// than fail at once (the writer's busy timeout is otherwise zero).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_waits_for_another_process_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("isms.db");
+        let other = rusqlite::Connection::open(&file).unwrap();
+        other.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER)").unwrap();
+        let group = Arc::new(Group::open(&file).unwrap());
+        other.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)").unwrap();
+        let write = tokio::spawn({
+            let group = group.clone();
+            async move {
+                let mut turn = group.turn().await?;
+                turn.conn().execute_batch("INSERT INTO t VALUES (2)")?;
+                turn.commit().await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!write.is_finished(), "the write waits while the other process holds the lock");
+        other.execute_batch("COMMIT").unwrap();
+        write.await.unwrap().expect("the write goes ahead once the lock is free");
+        let rows: i64 = other.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(rows, 2);
     }
 }
