@@ -112,8 +112,16 @@ pub fn similar<'a>(this: &Known, others: impl IntoIterator<Item = &'a Known>, li
             (shared > 0 || text >= TEXT_THRESHOLD).then_some((shared, text, o))
         })
         .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(b.2.number.cmp(&a.2.number)));
-    scored.truncate(limit);
+    let most_similar_first = |a: &(usize, f64, &Known), b: &(usize, f64, &Known)| {
+        b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)).then(b.2.number.cmp(&a.2.number))
+    };
+    // Usually hundreds qualify (every finding on a control shares it) and ten are shown: set
+    // those ten apart before sorting.
+    if limit < scored.len() {
+        scored.select_nth_unstable_by(limit, most_similar_first);
+        scored.truncate(limit);
+    }
+    scored.sort_unstable_by(most_similar_first);
     scored
         .into_iter()
         .map(|(_, text, o)| {
@@ -121,7 +129,9 @@ pub fn similar<'a>(this: &Known, others: impl IntoIterator<Item = &'a Known>, li
                 shared(&o.controls, &this.controls).map(|c| format!("same control {c}")).collect();
             reasons.extend(shared(&o.clauses, &this.clauses).map(|c| format!("same clause {c}")));
             if text >= TEXT_THRESHOLD {
-                reasons.push(format!("similar text ({:.0}% of words shared)", text * 100.0));
+                // Rounded as `{:.0}` would, without float formatting.
+                let percent = (text * 100.0).round_ties_even() as u32;
+                reasons.push(format!("similar text ({percent}% of words shared)"));
             }
             Similar { reference: RecordRef::new(RecordKind::Nonconformity, o.number).to_string(), reasons }
         })
@@ -348,6 +358,36 @@ mod tests {
         assert_eq!(refs, ["NC-1", "NC-2"]);
         assert_eq!(found[0].reasons, ["same control A.8.12"]);
         assert!(found[1].reasons[0].starts_with("similar text"), "{:?}", found[1].reasons);
+    }
+
+    #[test]
+    fn the_most_similar_are_those_a_full_ranking_puts_first() {
+        let words = ["key", "log", "deploy", "token", "backup", "laptop", "badge", "vendor"];
+        let others: Vec<Known> = (1..=60)
+            .map(|n| {
+                let text: Vec<&str> =
+                    words.iter().enumerate().filter(|(i, _)| n % (i + 2) == 0).map(|(_, w)| *w).collect();
+                let controls: &[&str] = if n % 3 == 0 { &["A.8.12", "A.5.15"] } else { &["A.8.12"] };
+                known(n as i64, &text.join(" "), controls)
+            })
+            .collect();
+        let this = known(0, "key log deploy token", &["A.8.12", "A.5.15"]);
+        let all = similar(&this, &others, others.len());
+        assert_eq!(all.len(), others.len(), "every one shares A.8.12");
+        for shown in [0, 1, 5, 10, 59] {
+            assert_eq!(similar(&this, &others, shown), all[..shown], "top {shown}");
+        }
+    }
+
+    #[test]
+    fn shared_words_are_rounded_as_formatting_rounds() {
+        for union in 1..=80u32 {
+            for shared in 0..=union {
+                let text = f64::from(shared) / f64::from(union);
+                let percent = (text * 100.0).round_ties_even() as u32;
+                assert_eq!(percent.to_string(), format!("{:.0}", text * 100.0), "{shared}/{union}");
+            }
+        }
     }
 
     #[test]
