@@ -129,13 +129,17 @@ pub fn similar<'a>(this: &Known, others: impl IntoIterator<Item = &'a Known>, li
                 shared(&o.controls, &this.controls).map(|c| format!("same control {c}")).collect();
             reasons.extend(shared(&o.clauses, &this.clauses).map(|c| format!("same clause {c}")));
             if text >= TEXT_THRESHOLD {
-                // Rounded as `{:.0}` would, without float formatting.
-                let percent = (text * 100.0).round_ties_even() as u32;
-                reasons.push(format!("similar text ({percent}% of words shared)"));
+                reasons.push(format!("similar text ({}% of words shared)", percent(text)));
             }
             Similar { reference: RecordRef::new(RecordKind::Nonconformity, o.number).to_string(), reasons }
         })
         .collect()
+}
+
+/// A share (0 to 1) as a whole percentage, rounded as `{:.0}` would (ties to even), without
+/// float formatting.
+fn percent(share: f64) -> u32 {
+    (share * 100.0).round_ties_even() as u32
 }
 
 /// The items of `theirs` also in `mine`.
@@ -384,8 +388,7 @@ mod tests {
         for union in 1..=80u32 {
             for shared in 0..=union {
                 let text = f64::from(shared) / f64::from(union);
-                let percent = (text * 100.0).round_ties_even() as u32;
-                assert_eq!(percent.to_string(), format!("{:.0}", text * 100.0), "{shared}/{union}");
+                assert_eq!(percent(text).to_string(), format!("{:.0}", text * 100.0), "{shared}/{union}");
             }
         }
     }

@@ -76,10 +76,12 @@ impl Writer {
     fn begin_waiting(&mut self, id: u64) -> rusqlite::Result<()> {
         self.conn.busy_timeout(BUSY_TIMEOUT)?;
         let began = self.conn.execute_batch("BEGIN IMMEDIATE");
-        self.conn.busy_timeout(Duration::ZERO)?;
-        began?;
-        self.opened(id);
-        Ok(())
+        if began.is_ok() {
+            // Opened before anything else can fail, so its closer ends it on any error.
+            self.opened(id);
+        }
+        let reset = self.conn.busy_timeout(Duration::ZERO);
+        began.and(reset)
     }
 
     fn opened(&mut self, id: u64) {
@@ -320,6 +322,12 @@ mod tests {
                 turn.commit().await
             }
         });
+        // The write holds the writer while it waits for SQLite's lock on a blocking thread.
+        let started = std::time::Instant::now();
+        while group.writer.try_lock().is_ok() {
+            assert!(started.elapsed() < Duration::from_secs(5), "the write never took its turn");
+            tokio::task::yield_now().await;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(!write.is_finished(), "the write waits while the other process holds the lock");
         other.execute_batch("COMMIT").unwrap();
