@@ -148,6 +148,7 @@ async fn suite(url: &str) {
     assert_eq!(d["audits"][0]["findings"], json!(["NC-4"]));
     // e)
     assert_eq!(inputs["e_feedback"]["complaints"], json!(["NC-2"]));
+    assert_eq!(inputs["e_feedback"]["complaints_total"], 1);
     assert_eq!(inputs["e_feedback"]["parties"][0]["feedback"], "Asked for faster incident notices");
     // f)
     let f = &inputs["f_risks"];
@@ -159,6 +160,7 @@ async fn suite(url: &str) {
     assert_eq!(f["high_untreated"], json!(["RISK-2"]));
     // g)
     assert_eq!(inputs["g_opportunities"]["observations"], json!(["NC-3"]));
+    assert_eq!(inputs["g_opportunities"]["observations_total"], 1);
 
     // Readiness: what is still missing, then added.
     let mid = ok(&h, "amber", "check_certification_readiness", json!({})).await;
@@ -283,4 +285,25 @@ async fn postgres_management_review() {
     let db = TestDb::postgres(&server).await;
     suite(&db.url).await;
     db.cleanup().await;
+}
+
+/// Complaints and observations are nonconformity lists like the others: the newest 100 with
+/// a total that counts them all.
+#[tokio::test]
+async fn sqlite_complaints_and_observations_keep_the_newest_with_totals() {
+    let db = TestDb::sqlite();
+    let h = Harness::new(&db.url, ACTORS).await;
+    for i in 1..=102 {
+        ok(&h, "agent-1", "log_nonconformity", json!({"title": format!("Client complaint {i}"), "description": "A client reported a weakness", "severity": "observation", "source": "complaint"})).await;
+    }
+    let inputs = ok(&h, "amber", "get_management_review_inputs", json!({})).await;
+    for (list, total) in [
+        (&inputs["e_feedback"]["complaints"], &inputs["e_feedback"]["complaints_total"]),
+        (&inputs["g_opportunities"]["observations"], &inputs["g_opportunities"]["observations_total"]),
+    ] {
+        assert_eq!(*total, 102);
+        let refs = list.as_array().unwrap();
+        assert_eq!((refs.len(), &refs[0], &refs[99]), (100, &json!("NC-3"), &json!("NC-102")));
+    }
+    h.app.store.close().await;
 }

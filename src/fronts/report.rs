@@ -135,7 +135,8 @@ pub fn review_pack(inputs: &Value) -> String {
     }
     let _ = write!(
         out,
-        "</ul><h2>e) Feedback from interested parties</h2><p>Complaints: {}.</p>",
+        "</ul><h2>e) Feedback from interested parties</h2><p>Complaints: {} ({}).</p>",
+        inputs["e_feedback"]["complaints_total"],
         list(&inputs["e_feedback"]["complaints"])
     );
     out.push_str("<h2>f) Risk assessment and treatment</h2>");
@@ -150,7 +151,8 @@ pub fn review_pack(inputs: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "<h2>g) Opportunities for improvement</h2><p>Observations: {}. Changes needing control or SoA updates: {}. Stale evidence: {}. Untraceable controls: {}.</p></body></html>",
+        "<h2>g) Opportunities for improvement</h2><p>Observations: {} ({}). Changes needing control or SoA updates: {}. Stale evidence: {}. Untraceable controls: {}.</p></body></html>",
+        g["observations_total"],
         list(&g["observations"]),
         list(&g["changes_needing_updates"]),
         list(&g["stale_evidence"]),

@@ -182,7 +182,9 @@ pub struct Performance {
 /// 9.3.2 e): feedback from interested parties.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Feedback {
-    /// Nonconformities from complaints in the period.
+    /// How many nonconformities from complaints were logged in the period.
+    pub complaints_total: usize,
+    /// The newest 100 of them.
     pub complaints: Vec<String>,
     /// Interested parties whose feedback changed in the period.
     pub parties: Vec<ContextItem>,
@@ -208,7 +210,9 @@ pub struct RiskInput {
 /// 9.3.2 g): opportunities for continual improvement.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Opportunities {
-    /// Observations logged in the period.
+    /// How many observations were logged in the period.
+    pub observations_total: usize,
+    /// The newest 100 of them.
     pub observations: Vec<String>,
     /// Changes whose review found controls or the SoA need updating.
     pub changes_needing_updates: Vec<String>,
@@ -378,6 +382,8 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         }
     }
     let soa = app.store.soa(today, app.evidence_max_age_days).await?;
+    let complaints = numbers_of(&logged, |f| f.source == "complaint");
+    let observations = numbers_of(&logged, |f| f.severity == "observation");
     Ok(ReviewInputs {
         since: since_day,
         until: date(today),
@@ -393,12 +399,14 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
             objectives_unmeasured: unmeasured,
         },
         e_feedback: Feedback {
-            complaints: refs(RecordKind::Nonconformity, &numbers_of(&logged, |f| f.source == "complaint")),
+            complaints_total: complaints.len(),
+            complaints: newest(RecordKind::Nonconformity, &complaints),
             parties: parties.into_iter().filter(|p| p.feedback.is_some()).collect(),
         },
         f_risks: risk,
         g_opportunities: Opportunities {
-            observations: refs(RecordKind::Nonconformity, &numbers_of(&logged, |f| f.severity == "observation")),
+            observations_total: observations.len(),
+            observations: newest(RecordKind::Nonconformity, &observations),
             changes_needing_updates,
             stale_evidence: soa.iter().filter(|e| e.stale_evidence).map(|e| e.control.clone()).collect(),
             untraceable: soa.iter().filter(|e| e.untraceable).map(|e| e.control.clone()).collect(),
