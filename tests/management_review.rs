@@ -274,7 +274,9 @@ async fn sqlite_management_review() {
         html.starts_with("<!DOCTYPE html>")
             && html.contains("<svg")
             && html.contains("NC-4")
-            && html.contains("RISK-2"),
+            && html.contains("RISK-2")
+            && html.contains("Complaints: 1 (NC-2).")
+            && html.contains("Observations: 1 (NC-3)."),
         "{html}"
     );
 }

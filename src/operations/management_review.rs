@@ -12,6 +12,7 @@ use super::{App, Effect, Operation, json};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::management_review::{Check, ContextItem, ContextKind, ReadinessFacts, ReviewAction, readiness};
+use crate::domain::nonconformity::{Severity, Source};
 use crate::domain::references::{RecordKind, RecordRef};
 use crate::domain::risk::{RiskLevel, Treatment};
 use crate::domain::text::{self, MAX_TEXT, MAX_TITLE};
@@ -382,8 +383,8 @@ pub(crate) async fn compute_inputs(app: &App, since: Option<NaiveDate>) -> Resul
         }
     }
     let soa = app.store.soa(today, app.evidence_max_age_days).await?;
-    let complaints = numbers_of(&logged, |f| f.source == "complaint");
-    let observations = numbers_of(&logged, |f| f.severity == "observation");
+    let complaints = numbers_of(&logged, |f| f.source == Source::Complaint.as_str());
+    let observations = numbers_of(&logged, |f| f.severity == Severity::Observation.as_str());
     Ok(ReviewInputs {
         since: since_day,
         until: date(today),

@@ -376,10 +376,6 @@ impl<'de> serde::Deserialize<'de> for Cell {
     }
 }
 
-/// Opens a native connection to an SQLite file: read-write, used by one task at a time,
-/// waiting up to 5 s for another process's lock, with room for every statement in its cache.
-/// The query planner stability guarantee is on: otherwise SQLite treats a bound `LIMIT $n`
-/// (or a `LIKE $n` pattern) as a constant and prepares the statement again at every run.
 /// `value` as JSON text, as stored in a `TEXT` column; a value that cannot be (which no
 /// record type makes) is an internal error.
 pub(crate) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
@@ -399,6 +395,10 @@ pub(crate) fn joined_numbers(joined: Option<String>) -> Result<Vec<i64>> {
     Ok(numbers)
 }
 
+/// Opens a native connection to an SQLite file: read-write, used by one task at a time,
+/// waiting up to 5 s for another process's lock, with room for every statement in its cache.
+/// The query planner stability guarantee is on: otherwise SQLite treats a bound `LIMIT $n`
+/// (or a `LIKE $n` pattern) as a constant and prepares the statement again at every run.
 /// `pragmas` are run after opening.
 pub(crate) fn open_native(file: &std::path::Path, pragmas: &str) -> rusqlite::Result<rusqlite::Connection> {
     let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
