@@ -176,15 +176,28 @@ impl Drop for Waiting<'_> {
 
 impl Group {
     /// Opens the process's writer connection to the SQLite database `file` (already migrated).
-    pub(super) fn open(file: &Path) -> rusqlite::Result<Group> {
+    /// Refuses a database that cannot be in WAL mode: without it readers would block the
+    /// writer, whose zero busy timeout would then fail commits instead of waiting.
+    pub(super) fn open(file: &Path) -> std::io::Result<Group> {
         // Each write runs in a savepoint, whose undo copies of pages (the sub-journal) SQLite
         // spills to a temporary file past 64 KiB: in memory they cost no write calls.
         let conn = super::sql::open_native(
             file,
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
-        )?;
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(std::io::Error::other)?;
+        // SQLite answers with the mode now in force, the old one when it cannot switch.
+        let mode: String =
+            conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(std::io::Error::other)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(std::io::Error::other(format!(
+                "{} stays in {mode} journal mode, but isms needs WAL mode: keep the database on a local \
+                 file system (not a network share or read-only medium)",
+                file.display()
+            )));
+        }
         // Only `BEGIN` can meet another process's lock; `begin_waiting` waits for it.
-        conn.busy_timeout(Duration::ZERO)?;
+        conn.busy_timeout(Duration::ZERO).map_err(std::io::Error::other)?;
         Ok(Group {
             writer: Arc::new(Mutex::new(Writer { conn, batch: None })),
             waiting: AtomicUsize::new(0),
@@ -303,6 +316,20 @@ impl Drop for Turn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database that cannot be in WAL mode (here an in-memory one) is refused with the mode
+    /// it stays in and what to do.
+    #[test]
+    fn a_database_without_wal_is_refused() {
+        let refused = Group::open(Path::new(":memory:")).expect_err("an in-memory database has no WAL");
+        let message = refused.to_string();
+        assert!(message.contains("stays in memory journal mode"), "{message}");
+        assert!(message.contains("local file system"), "{message}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("isms.db");
+        rusqlite::Connection::open(&file).unwrap();
+        Group::open(&file).expect("a file on a local disk is put in WAL mode");
+    }
 
     /// A batch opened while another process holds SQLite's writer lock waits for it, rather
     /// than fail at once (the writer's busy timeout is otherwise zero).

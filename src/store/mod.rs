@@ -685,6 +685,22 @@ mod tests {
         assert_eq!(NC_OPEN, sql_list(nc));
     }
 
+    /// Statements name some domain values as SQL literals (`ACTIONS_DONE_SINCE` and the
+    /// 6.2 on-time figure `'done'`, a major finding `'major'`, a held audit `'completed'`,
+    /// review actions `'open'` and `'done'`): a renamed value fails here rather than silently
+    /// matching no rows.
+    #[test]
+    fn status_literals_in_sql_are_the_domains_names() {
+        use crate::domain::internal_audit::AuditStatus;
+        use crate::domain::management_review::ActionStatus;
+        use crate::domain::nonconformity::Severity;
+        assert!(review::ACTIONS_DONE_SINCE.contains(&format!("status = '{}'", CaStatus::Done.as_str())));
+        assert_eq!(CaStatus::Done.as_str(), "done");
+        assert_eq!(Severity::Major.as_str(), "major");
+        assert_eq!(AuditStatus::Completed.as_str(), "completed");
+        assert_eq!([ActionStatus::Open.as_str(), ActionStatus::Done.as_str()], ["open", "done"]);
+    }
+
     /// The start skips the migrator exactly when the database has every embedded migration,
     /// each applied successfully with its checksum; any other state runs it (and it reports).
     #[tokio::test]
