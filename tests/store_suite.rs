@@ -259,7 +259,7 @@ async fn abandoned_writes_leave_the_others(url: &str) {
         let record = format!("test:{i}");
         let change =
             Change { actor: "tests", operation: "test", record: &record, event: "test.written", detail: &detail };
-        w.record(change);
+        w.record(change).unwrap();
         match i % 4 {
             // Abandoned: dropped without commit after writing.
             1 => false,
@@ -312,13 +312,13 @@ async fn records_then_numbers_do_not_deadlock(url: &str) {
     let store = Store::open(url).await.unwrap();
     let before = store.verify_chain().await.unwrap().entries_checked;
     let mut first = store.begin_write().await.unwrap();
-    first.record(test_change("test:first"));
+    first.record(test_change("test:first")).unwrap();
     let second = tokio::spawn({
         let store = store.clone();
         async move {
             let mut w = store.begin_write().await?;
             w.next_number(RecordKind::Nonconformity).await?;
-            w.record(test_change("test:second"));
+            w.record(test_change("test:second")).unwrap();
             w.commit().await
         }
     });
@@ -341,7 +341,7 @@ async fn a_snapshot_sees_one_state(url: &str) {
     let store = Store::open(url).await.unwrap();
     let write = async |store: &Store| {
         let mut w = store.begin_write().await.unwrap();
-        w.record(test_change("test:snapshot"));
+        w.record(test_change("test:snapshot")).unwrap();
         w.commit().await.unwrap();
     };
     write(&store).await;
@@ -375,7 +375,7 @@ async fn held_write(
         let store = store.clone();
         async move {
             let mut w = store.begin_write().await.unwrap();
-            w.record(test_change(record));
+            w.record(test_change(record)).unwrap();
             ready.send(()).unwrap();
             goes.await.unwrap();
             w.commit().await
@@ -411,7 +411,7 @@ async fn the_relay_claims_committed_events_one_relay_at_a_time(url: &str) {
     let _ = futures::poll!(&mut b);
     go.send(()).unwrap();
     let mut b = b.await.unwrap();
-    b.record(test_change("test:b"));
+    b.record(test_change("test:b")).unwrap();
 
     // On PostgreSQL A commits on its own meanwhile, so the claim is bracketed by two reads.
     let committed = async || -> Vec<i64> { replica.events_after(0, 100).await.unwrap().iter().map(|e| e.id).collect() };
@@ -450,7 +450,7 @@ async fn segmented_walks_find_every_break(url: &str) {
         let detail = json!({ "i": i });
         let change =
             Change { actor: "tests", operation: "test", record: "test:x", event: "test.written", detail: &detail };
-        w.record(change);
+        w.record(change).unwrap();
         w.commit().await.unwrap();
     }
     let whole = store.verify_chain_in(1, 0).await.unwrap();
@@ -587,7 +587,7 @@ async fn sqlite_batches_of_cancelled_writers_release_the_writer_lock() {
     // process would; its busy timeout (5 s) would expire behind a batch left open.
     let other = Store::open(&db.url).await.unwrap();
     let mut w = other.begin_write().await.expect("the writer lock is free");
-    w.record(test_change("test:other"));
+    w.record(test_change("test:other")).unwrap();
     w.commit().await.unwrap();
     let report = other.verify_chain().await.unwrap();
     assert!(report.intact, "{report:?}");

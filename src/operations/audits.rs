@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::nonconformities::{LogNonconformity, insert_logged, matches_of, validate};
-use super::{App, Effect, Operation, json};
+use super::{App, Effect, Operation};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::internal_audit::{Audit, AuditBody, AuditScope, AuditStatus, Owned, check_independence};
@@ -228,14 +228,13 @@ async fn record_audit(app: Arc<App>, actor: Actor, input: RecordAudit) -> Result
             };
             let number = w.insert_audit(&actor.name, &draft).await?;
             let created = w.audit(number).await?.ok_or_else(|| Error::Internal(format!("AUD-{number} vanished")))?;
-            let detail = json(&created)?;
             w.record(Change {
                 actor: &actor.name,
                 operation: OP,
                 record: &created.reference,
                 event: "audit.planned",
-                detail: &detail,
-            });
+                detail: &created,
+            })?;
             (number, created)
         }
     };
@@ -268,14 +267,13 @@ async fn record_audit(app: Arc<App>, actor: Actor, input: RecordAudit) -> Result
         let audit_date = date(audit_date.unwrap_or(today));
         w.complete_audit(&actor.name, number, audit.version, &auditor, &audit_date, &body).await?;
         audit = w.audit(number).await?.ok_or_else(|| Error::Internal(format!("AUD-{number} vanished")))?;
-        let detail = json(&audit)?;
         w.record(Change {
             actor: &actor.name,
             operation: OP,
             record: &audit.reference,
             event: "audit.completed",
-            detail: &detail,
-        });
+            detail: &audit,
+        })?;
     }
     w.commit().await?;
     Ok(AuditRecorded { audit })

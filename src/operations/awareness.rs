@@ -7,7 +7,7 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, json};
+use super::{App, Effect, Operation};
 use crate::domain::access::{Access, oversees};
 use crate::domain::actor::{Actor, ActorKind, Role};
 use crate::domain::awareness::{Pending, Policy, check_acknowledgement, content_hash, pending, policy_id, sha256};
@@ -120,15 +120,14 @@ async fn publish_policy(app: Arc<App>, actor: Actor, input: PublishPolicy) -> Re
         roles,
     };
     let policy = w.insert_policy(&actor.name, &new).await?;
-    let detail = json(&policy)?;
     let record = format!("policy:{id}");
     w.record(Change {
         actor: &actor.name,
         operation: "publish_policy",
         record: &record,
         event: "policy.published",
-        detail: &detail,
-    });
+        detail: &policy,
+    })?;
     w.commit().await?;
     Ok(PolicyPublished { policy })
 }
@@ -181,7 +180,7 @@ async fn acknowledge_policy(app: Arc<App>, actor: Actor, input: AcknowledgePolic
             record: &record,
             event: "policy.acknowledged",
             detail: &detail,
-        });
+        })?;
         w.commit().await?;
     }
     let status = awareness_of(&app, &actor).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, json, request_hash};
+use super::{App, Effect, Operation, request_hash};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::change::{
@@ -177,14 +177,13 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
     let change_request = w
         .insert_change_request(&actor.name, input.kind, status, (nc_number, ca.map(|c| c.number)), &body, app.change)
         .await?;
-    let detail = json(&change_request)?;
     w.record(Change {
         actor: &actor.name,
         operation: OP,
         record: &change_request.reference,
         event: "change_request.raised",
-        detail: &detail,
-    });
+        detail: &change_request,
+    })?;
     if let Some(served) =
         ca.map(|c| c.to_string()).or(nc_number.map(|n| RecordRef::new(RecordKind::Nonconformity, n).to_string()))
     {
@@ -195,7 +194,7 @@ async fn raise(app: Arc<App>, actor: Actor, input: RaiseChangeRequest) -> Result
             record: &served,
             event: "change_request.linked",
             detail: &link,
-        });
+        })?;
     }
     if let Some(key) = &key {
         w.complete_idempotency(&actor.name, OP, key, RecordRef::parse("ref", &change_request.reference)?).await?;
@@ -237,8 +236,7 @@ async fn save(
     let r = RecordRef::parse("ref", &cr.reference)?;
     w.update_change_request(&actor.name, r.number, cr.version, u).await?;
     let now = w.change_request(r.number, app.change).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
-    let detail = json(&now)?;
-    w.record(Change { actor: &actor.name, operation: op, record: &now.reference, event, detail: &detail });
+    w.record(Change { actor: &actor.name, operation: op, record: &now.reference, event, detail: &now })?;
     Ok(now)
 }
 

@@ -6,7 +6,7 @@ use chrono::Utc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, json};
+use super::{App, Effect, Operation};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::competence::{
@@ -72,15 +72,14 @@ async fn set_requirements(app: Arc<App>, actor: Actor, input: SetRequirements) -
         .into_iter()
         .map(|(competency, description)| Requirement { role: input.role, competency, description })
         .collect();
-    let detail = json(&requirements)?;
     let record = format!("role:{}", input.role);
     w.record(Change {
         actor: &actor.name,
         operation: "set_competence_requirements",
         record: &record,
         event: "competence.requirements_set",
-        detail: &detail,
-    });
+        detail: &requirements,
+    })?;
     w.commit().await?;
     Ok(RequirementsSet { requirements })
 }
@@ -152,15 +151,14 @@ async fn record_competence(app: Arc<App>, actor: Actor, input: RecordCompetence)
         recorded_by: actor.name.clone(),
     };
     w.insert_competence(&record).await?;
-    let detail = json(&record)?;
     let reference = format!("actor:{}", subject.name);
     w.record(Change {
         actor: &actor.name,
         operation: "record_competence",
         record: &reference,
         event: "competence.recorded",
-        detail: &detail,
-    });
+        detail: &record,
+    })?;
     w.commit().await?;
     let required = app.store.requirements().await?;
     let records = app.store.competence_records(Some(&subject.name)).await?;

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::nonconformities::similar_candidates;
-use super::{App, Effect, Operation, json, request_hash};
+use super::{App, Effect, Operation, request_hash};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::corrective_action::{
@@ -193,7 +193,7 @@ async fn record_analysis(app: Arc<App>, actor: Actor, input: RecordAnalysis) -> 
         record: &record,
         event: "nonconformity.analysed",
         detail: &detail,
-    });
+    })?;
     let nc = reload(&mut w, &nc).await?;
     w.commit().await?;
     Ok(NcProgress::from(&nc))
@@ -265,14 +265,13 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
         &NcUpdate { status: Some(status), ..NcUpdate::default() },
     )
     .await?;
-    let detail = json(&action)?;
     w.record(Change {
         actor: &actor.name,
         operation: OP,
         record: &action.reference,
         event: "corrective_action.planned",
-        detail: &detail,
-    });
+        detail: &action,
+    })?;
     let nc_detail = serde_json::json!({ "action": action.reference, "status": status });
     w.record(Change {
         actor: &actor.name,
@@ -280,7 +279,7 @@ async fn plan_action(app: Arc<App>, actor: Actor, input: PlanAction) -> Result<A
         record: &nc.reference,
         event: "nonconformity.actions_planned",
         detail: &nc_detail,
-    });
+    })?;
     if let Some(key) = &key {
         w.complete_idempotency(&actor.name, OP, key, RecordRef::parse("ref", &action.reference)?).await?;
     }
@@ -353,7 +352,7 @@ async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Resu
     w.update_corrective_action(&actor.name, r.number, input.version, status, progress.as_deref(), &evidence).await?;
     let event = if status == CaStatus::Done { "corrective_action.done" } else { "corrective_action.updated" };
     let detail = serde_json::json!({ "status": status, "progress": progress, "evidence": evidence });
-    w.record(Change { actor: &actor.name, operation: OP, record: &action.reference, event, detail: &detail });
+    w.record(Change { actor: &actor.name, operation: OP, record: &action.reference, event, detail: &detail })?;
 
     let round_done =
         nc.actions.iter().filter(|a| a.round == nc.round).all(|a| {
@@ -375,7 +374,7 @@ async fn update_action(app: Arc<App>, actor: Actor, input: UpdateAction) -> Resu
             record: &nc.reference,
             event: "nonconformity.actions_done",
             detail: &detail,
-        });
+        })?;
     }
     let action = w.corrective_action(r.number).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
     let nc = reload(&mut w, &nc).await?;
@@ -426,8 +425,7 @@ async fn review_effectiveness(app: Arc<App>, actor: Actor, input: ReviewEffectiv
     let update = NcUpdate { status: Some(status), round: (!effective).then_some(nc.round + 1), ..NcUpdate::default() };
     w.update_nonconformity(&actor.name, r.number, input.version, &update).await?;
     let event = if effective { "nonconformity.verified" } else { "nonconformity.reopened" };
-    let detail = json(&review)?;
-    w.record(Change { actor: &actor.name, operation: OP, record: &nc.reference, event, detail: &detail });
+    w.record(Change { actor: &actor.name, operation: OP, record: &nc.reference, event, detail: &review })?;
     let nc = reload(&mut w, &nc).await?;
     w.commit().await?;
     Ok(NcProgress::from(&nc))
@@ -473,7 +471,7 @@ async fn close_nonconformity(app: Arc<App>, actor: Actor, input: CloseNonconform
         record: &nc.reference,
         event: "nonconformity.closed",
         detail: &detail,
-    });
+    })?;
     let nc = reload(&mut w, &nc).await?;
     w.commit().await?;
     Ok(NcProgress::from(&nc))

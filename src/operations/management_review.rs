@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, json};
+use super::{App, Effect, Operation};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::{Actor, Role};
 use crate::domain::management_review::{Check, ContextItem, ContextKind, ReadinessFacts, ReviewAction, readiness};
@@ -76,15 +76,14 @@ async fn record_context(app: Arc<App>, actor: Actor, input: RecordContext) -> Re
         changed_by: actor.name.clone(),
     };
     w.upsert_context(&item).await?;
-    let detail = json(&item)?;
     let record = format!("context:{}:{}", item.kind.as_str(), item.name);
     w.record(Change {
         actor: &actor.name,
         operation: "record_context",
         record: &record,
         event: "context.recorded",
-        detail: &detail,
-    });
+        detail: &item,
+    })?;
     w.commit().await?;
     Ok(ContextRecorded { item })
 }
@@ -508,7 +507,7 @@ async fn record_review(app: Arc<App>, actor: Actor, input: RecordReview) -> Resu
         record: &reference,
         event: "management_review.recorded",
         detail: &detail,
-    });
+    })?;
     w.commit().await?;
     let actions = app.store.review_actions(Some(number), Utc::now().date_naive()).await?;
     Ok(ReviewRecorded { reference, actions })
@@ -563,7 +562,7 @@ async fn complete_action(app: Arc<App>, actor: Actor, input: CompleteAction) -> 
         record: &mr.to_string(),
         event: "management_review.action_done",
         detail: &detail,
-    });
+    })?;
     w.commit().await?;
     let action = app
         .store

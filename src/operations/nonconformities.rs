@@ -188,17 +188,16 @@ pub(super) async fn insert_logged(
     audit: Option<i64>,
 ) -> Result<Nonconformity> {
     let nonconformity = w.insert_nonconformity(actor, nc, &matches.similar, &matches.recurrence_of, audit).await?;
-    let mut detail = json(&nonconformity)?;
-    if let Some(a) = audit {
-        detail["audit"] = serde_json::json!(RecordRef::new(RecordKind::Audit, a).to_string());
+    let (record, event) = (nonconformity.reference.as_str(), "nonconformity.logged");
+    match audit {
+        None => w.record(Change { actor, operation, record, event, detail: &nonconformity })?,
+        Some(a) => {
+            // A finding of an internal audit also names the audit.
+            let mut detail = json(&nonconformity)?;
+            detail["audit"] = serde_json::json!(RecordRef::new(RecordKind::Audit, a).to_string());
+            w.record(Change { actor, operation, record, event, detail: &detail })?;
+        }
     }
-    w.record(Change {
-        actor,
-        operation,
-        record: &nonconformity.reference,
-        event: "nonconformity.logged",
-        detail: &detail,
-    });
     Ok(nonconformity)
 }
 

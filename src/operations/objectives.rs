@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::awareness::awareness_figures;
-use super::{App, Effect, Operation, json};
+use super::{App, Effect, Operation};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::objective::{
@@ -72,14 +72,13 @@ async fn define_objective(app: Arc<App>, actor: Actor, input: DefineObjective) -
     }
     let mut w = app.store.begin_write().await?;
     let objective = w.insert_objective(&actor.name, &body, input.computed, &owner).await?;
-    let detail = json(&objective)?;
     w.record(Change {
         actor: &actor.name,
         operation: "define_objective",
         record: &objective.reference,
         event: "objective.defined",
-        detail: &detail,
-    });
+        detail: &objective,
+    })?;
     w.commit().await?;
     Ok(ObjectiveResult { objective })
 }
@@ -150,14 +149,13 @@ async fn record_measurement(app: Arc<App>, actor: Actor, input: RecordMeasuremen
         recorded_by: actor.name.clone(),
     };
     w.insert_measurement(r.number, &m).await?;
-    let detail = json(&m)?;
     w.record(Change {
         actor: &actor.name,
         operation: "record_measurement",
         record: &objective.reference,
         event: "objective.measured",
-        detail: &detail,
-    });
+        detail: &m,
+    })?;
     let objective = w.objective(r.number).await?.ok_or_else(|| Error::Internal(format!("{r} vanished")))?;
     w.commit().await?;
     Ok(ObjectiveResult { objective })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, json, request_hash};
+use super::{App, Effect, Operation, request_hash};
 use crate::domain::access::{Access, check_owner_or_manager};
 use crate::domain::actor::Actor;
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
@@ -139,14 +139,13 @@ async fn register_risk(app: Arc<App>, actor: Actor, input: RegisterRisk) -> Resu
         return Ok(RiskResult { risk, replayed: true });
     }
     let risk = w.insert_risk(&actor.name, &fields, app.risk).await?;
-    let detail = json(&risk)?;
     w.record(Change {
         actor: &actor.name,
         operation: OP,
         record: &risk.reference,
         event: "risk.registered",
-        detail: &detail,
-    });
+        detail: &risk,
+    })?;
     if let Some(key) = &key {
         w.complete_idempotency(&actor.name, OP, key, RecordRef::parse("ref", &risk.reference)?).await?;
     }
@@ -296,8 +295,7 @@ async fn update_risk(app: Arc<App>, actor: Actor, input: UpdateRisk) -> Result<R
     w.update_risk(&actor.name, r.number, input.version, &f).await?;
     let risk = load(&mut w, &app, r).await?;
     let event = if input.accept_residual { "risk.residual_accepted" } else { "risk.updated" };
-    let detail = json(&risk)?;
-    w.record(Change { actor: &actor.name, operation: OP, record: &risk.reference, event, detail: &detail });
+    w.record(Change { actor: &actor.name, operation: OP, record: &risk.reference, event, detail: &risk })?;
     w.commit().await?;
     Ok(RiskResult { risk, replayed: false })
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{App, Effect, Operation, json};
+use super::{App, Effect, Operation};
 use crate::domain::access::Access;
 use crate::domain::actor::{Actor, Role};
 use crate::domain::references::{ControlRef, RecordKind, RecordRef};
@@ -171,15 +171,14 @@ async fn update_soa_entry(app: Arc<App>, actor: Actor, input: UpdateSoaEntry) ->
         w.set_control_risks(control.as_str(), numbers).await?;
     }
     let entry = w.soa_entry(control.as_str(), app.evidence_max_age_days).await?;
-    let detail = json(&entry)?;
     let record = format!("soa:{control}");
     w.record(Change {
         actor: &actor.name,
         operation: OP,
         record: &record,
         event: "soa.entry_updated",
-        detail: &detail,
-    });
+        detail: &entry,
+    })?;
     w.commit().await?;
     Ok(SoaEntryResult { entry })
 }
@@ -245,7 +244,7 @@ async fn approve_soa(app: Arc<App>, actor: Actor, input: ApproveSoa) -> Result<S
     let number = w.insert_soa_version(&actor.name, note.as_deref(), &entries).await?;
     let record = RecordRef::new(RecordKind::SoaVersion, number).to_string();
     let detail = serde_json::json!({ "note": note, "changes": changes });
-    w.record(Change { actor: &actor.name, operation: OP, record: &record, event: "soa.approved", detail: &detail });
+    w.record(Change { actor: &actor.name, operation: OP, record: &record, event: "soa.approved", detail: &detail })?;
     let approved_at = crate::domain::time::stamp(w.now());
     w.commit().await?;
     Ok(SoaApproved { version: number, approved_at, approved_by: actor.name, changes })

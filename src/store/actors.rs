@@ -116,7 +116,7 @@ impl Store {
             "model": new.model, "model_version": new.model_version,
         });
         let record = format!("actor:{name}");
-        w.record(Change { actor: by, operation: "add_actor", record: &record, event: "actor.added", detail: &detail });
+        w.record(Change { actor: by, operation: "add_actor", record: &record, event: "actor.added", detail: &detail })?;
         w.commit().await?;
         Ok(TokenIssued { actor: name.to_string(), token })
     }
@@ -143,7 +143,7 @@ impl Store {
             record: &record,
             event: "actor.token_issued",
             detail: &detail,
-        });
+        })?;
         w.commit().await?;
         Ok(TokenIssued { actor: name.to_string(), token })
     }
@@ -192,7 +192,7 @@ impl Store {
             record: &record,
             event: "actor.retired",
             detail: &detail,
-        });
+        })?;
         w.commit().await
     }
 
@@ -245,7 +245,7 @@ impl Store {
             record: &record,
             event: "actor.token_revoked",
             detail: &detail,
-        });
+        })?;
         let actor = actor.clone();
         w.commit().await?;
         Ok(actor)

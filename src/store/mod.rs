@@ -486,9 +486,11 @@ pub enum Claim {
     Replay(String),
 }
 
-/// The audit-trail entry and outbox event of one change.
+/// The audit-trail entry and outbox event of one change. The detail is any serialisable
+/// value, written as JSON text in one pass: a record passed as itself costs no intermediate
+/// `serde_json::Value`.
 #[derive(Debug)]
-pub struct Change<'a> {
+pub struct Change<'a, D: serde::Serialize + ?Sized = serde_json::Value> {
     /// Who made it.
     pub actor: &'a str,
     /// The operation (tool) that made it.
@@ -498,7 +500,7 @@ pub struct Change<'a> {
     /// The event type published, e.g. `nonconformity.logged`.
     pub event: &'a str,
     /// What changed (stored in the audit trail and as the event payload).
-    pub detail: &'a serde_json::Value,
+    pub detail: &'a D,
 }
 
 /// Where a write's statements go.
@@ -600,14 +602,17 @@ impl Write {
     /// all its others: a write that records and then takes a number cannot deadlock with one
     /// that takes the number and then records, and the lock is held only for the appends and
     /// the commit.
-    pub fn record(&mut self, change: Change<'_>) {
+    pub fn record<D: serde::Serialize + ?Sized>(&mut self, change: Change<'_, D>) -> Result<()> {
+        let detail = serde_json::to_string(change.detail)
+            .map_err(|e| Error::Internal(format!("detail of {} {}: {e}", change.operation, change.record)))?;
         self.entries.push(Entry {
             actor: change.actor.to_owned(),
             operation: change.operation.to_owned(),
             record: change.record.to_owned(),
             event: change.event.to_owned(),
-            detail: change.detail.to_string(),
+            detail,
         });
+        Ok(())
     }
 
     /// Appends one recorded entry and its outbox event.
