@@ -191,8 +191,8 @@ impl Group {
             conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(std::io::Error::other)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(std::io::Error::other(format!(
-                "{} stays in {mode} journal mode, but isms needs WAL mode: keep the database on a local \
-                 file system (not a network share or read-only medium)",
+                "{} stays in {mode} journal mode, but isms needs WAL mode: keep the database on a local, \
+                 writable file system, with an SQLite built with WAL",
                 file.display()
             )));
         }
@@ -324,7 +324,7 @@ mod tests {
         let refused = Group::open(Path::new(":memory:")).expect_err("an in-memory database has no WAL");
         let message = refused.to_string();
         assert!(message.contains("stays in memory journal mode"), "{message}");
-        assert!(message.contains("local file system"), "{message}");
+        assert!(message.contains("local, writable file system"), "{message}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("isms.db");
         rusqlite::Connection::open(&file).unwrap();

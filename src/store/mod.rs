@@ -490,7 +490,7 @@ pub enum Claim {
 /// value, written as JSON text in one pass: a record passed as itself costs no intermediate
 /// `serde_json::Value`.
 #[derive(Debug)]
-pub struct Change<'a, D: serde::Serialize + ?Sized = serde_json::Value> {
+pub struct Change<'a, D: ?Sized = serde_json::Value> {
     /// Who made it.
     pub actor: &'a str,
     /// The operation (tool) that made it.
