@@ -690,20 +690,24 @@ mod tests {
         assert_eq!(NC_OPEN, sql_list(nc));
     }
 
-    /// Statements name some domain values as SQL literals (`ACTIONS_DONE_SINCE` and the
-    /// 6.2 on-time figure `'done'`, a major finding `'major'`, a held audit `'completed'`,
-    /// review actions `'open'` and `'done'`): a renamed value fails here rather than silently
-    /// matching no rows.
+    /// Statements that name domain values as SQL literals (a done action, a major finding, a
+    /// held audit, an open or done review action) name them as the domain spells them: a
+    /// renamed value fails here rather than silently matching no rows.
     #[test]
     fn status_literals_in_sql_are_the_domains_names() {
         use crate::domain::internal_audit::AuditStatus;
         use crate::domain::management_review::ActionStatus;
         use crate::domain::nonconformity::Severity;
-        assert!(review::ACTIONS_DONE_SINCE.contains(&format!("status = '{}'", CaStatus::Done.as_str())));
-        assert_eq!(CaStatus::Done.as_str(), "done");
-        assert_eq!(Severity::Major.as_str(), "major");
-        assert_eq!(AuditStatus::Completed.as_str(), "completed");
-        assert_eq!([ActionStatus::Open.as_str(), ActionStatus::Done.as_str()], ["open", "done"]);
+        let status = |s: &str| format!("status = '{s}'");
+        let done = status(CaStatus::Done.as_str());
+        assert!(review::ACTIONS_DONE_SINCE.contains(&done));
+        assert!(performance::MAJOR_ACTIONS.contains(&done));
+        assert!(performance::MAJOR_ACTIONS.contains(&format!("severity = '{}'", Severity::Major.as_str())));
+        assert!(performance::AUDITS_HELD_SINCE.contains(&status(AuditStatus::Completed.as_str())));
+        let (open, done) = (ActionStatus::Open.as_str(), ActionStatus::Done.as_str());
+        assert!(review::INSERT_REVIEW_ACTION.ends_with(&format!("'{open}')")));
+        let completing = review::COMPLETE_REVIEW_ACTION;
+        assert!(completing.contains(&status(done)) && completing.ends_with(&status(open)), "{completing}");
     }
 
     /// The start skips the migrator exactly when the database has every embedded migration,

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::sql::{Cells, Conn, args, json_text};
+use super::sql::{Cells, Conn, Row, args, json_text};
 use super::{Reader, Store, Write};
+use crate::domain::corrective_action::CaStatus;
 use crate::domain::internal_audit::{Audit, AuditBody, AuditStatus};
 use crate::domain::objective::{ComputedMetric, Measurement, Objective, ObjectiveBody};
 use crate::domain::references::{RecordKind, RecordRef};
@@ -58,6 +59,15 @@ fn objective_from_row(r: &impl Cells, measurements: Vec<Measurement>) -> Result<
         created_by: r.get(5)?,
     })
 }
+
+/// The condition of [`Reader::audits_held_since`]: completed audits held on or after `$1`.
+pub(super) const AUDITS_HELD_SINCE: &str = "WHERE status = 'completed' AND audit_date >= $1 ORDER BY number";
+
+/// The corrective actions of major nonconformities done or due before `$1` (due date,
+/// status, last update), for the on-time share of major actions.
+pub(super) const MAJOR_ACTIONS: &str = "SELECT ca.due_date, ca.status, ca.updated_at FROM corrective_actions ca \
+     JOIN nonconformities n ON n.number = ca.nc \
+     WHERE n.severity = 'major' AND (ca.status = 'done' OR ca.due_date < $1)";
 
 const AUDIT_COLUMNS: &str =
     "number, status, auditor, planned_date, audit_date, body, version, created_at, updated_at, updated_by";
@@ -218,9 +228,7 @@ impl Reader {
 
     /// The completed audits held on or after the date `since`, by number.
     pub async fn audits_held_since(&mut self, since: &str) -> Result<Vec<Audit>> {
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audits WHERE status = 'completed' AND audit_date >= $1 ORDER BY number"
-        );
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audits {AUDITS_HELD_SINCE}");
         self.conn().fetch_all(&sql, args![since]).await?.iter().map(audit_from_row).collect()
     }
 }
@@ -249,11 +257,9 @@ impl Store {
     /// Corrective actions of major nonconformities that are done or due by `today`, as
     /// (due date, done at or none).
     pub async fn major_actions(&self, today: &str) -> Result<Vec<(String, Option<String>)>> {
-        let sql = "SELECT ca.due_date, ca.status, ca.updated_at FROM corrective_actions ca \
-             JOIN nonconformities n ON n.number = ca.nc \
-             WHERE n.severity = 'major' AND (ca.status = 'done' OR ca.due_date < $1)";
-        let rows = self.read().await?.conn().fetch_all(sql, args![today]).await?;
-        rows.iter().map(|r| Ok((r.get(0)?, (r.get::<String>(1)? == "done").then(|| r.get(2)).transpose()?))).collect()
+        let rows = self.read().await?.conn().fetch_all(MAJOR_ACTIONS, args![today]).await?;
+        let done = |r: &Row| -> Result<bool> { Ok(r.get::<String>(1)? == CaStatus::Done.as_str()) };
+        rows.iter().map(|r| Ok((r.get(0)?, done(r)?.then(|| r.get(2)).transpose()?))).collect()
     }
 
     /// Owners of what an audit may cover: SoA entry owners of controls, risk owners, action

@@ -16,6 +16,14 @@ pub(super) const NC_FACTS: &str = "SELECT severity, source, substr(created_at, 1
     GROUP BY severity, source, substr(created_at, 1, 7)";
 
 /// Findings closed since a stamp.
+/// A management review's action `$2` of review `$1`, open.
+pub(super) const INSERT_REVIEW_ACTION: &str = "INSERT INTO review_actions (mr, n, description, owner, due_date, status) \
+     VALUES ($1, $2, $3, $4, $5, 'open')";
+
+/// Marks review action `$4` of review `$3` done at `$1` with note `$2`, if it is open.
+pub(super) const COMPLETE_REVIEW_ACTION: &str =
+    "UPDATE review_actions SET status = 'done', done_at = $1, note = $2 WHERE mr = $3 AND n = $4 AND status = 'open'";
+
 pub(super) const NCS_CLOSED_SINCE: &str = "SELECT number FROM nonconformities WHERE closed_at >= $1";
 
 /// Corrective actions done since a stamp.
@@ -107,8 +115,7 @@ impl Write {
         let sql = "INSERT INTO management_reviews (number, review_date, body, created_at, created_by) VALUES ($1, $2, $3, $4, $5)";
         self.conn().execute(sql, args![number, review_date, body.to_string(), now, actor]).await?;
         for (i, (description, owner, due)) in actions.iter().enumerate() {
-            let sql = "INSERT INTO review_actions (mr, n, description, owner, due_date, status) VALUES ($1, $2, $3, $4, $5, 'open')";
-            self.conn().execute(sql, args![number, i as i64 + 1, description, owner, due]).await?;
+            self.conn().execute(INSERT_REVIEW_ACTION, args![number, i as i64 + 1, description, owner, due]).await?;
         }
         Ok(number)
     }
@@ -116,8 +123,7 @@ impl Write {
     /// Marks a review action done; false when it was not open.
     pub async fn complete_review_action(&mut self, mr: i64, n: i64, note: Option<&str>) -> Result<bool> {
         let now = stamp(self.now());
-        let sql = "UPDATE review_actions SET status = 'done', done_at = $1, note = $2 WHERE mr = $3 AND n = $4 AND status = 'open'";
-        let changed = self.conn().execute(sql, args![now, note, mr, n]).await?;
+        let changed = self.conn().execute(COMPLETE_REVIEW_ACTION, args![now, note, mr, n]).await?;
         Ok(changed == 1)
     }
 }
